@@ -1,0 +1,6 @@
+//! The only module tree with `#[napi]`: it translates between JavaScript and `core`, and drives
+//! `core` from Node's own event loop.
+
+mod callback;
+mod uv;
+mod worker_handle;

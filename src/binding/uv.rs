@@ -1,0 +1,154 @@
+//! libuv's poll handle, on the loop that runs Node.
+//!
+//! The functions are looked up in the running process (`dlsym(RTLD_DEFAULT, ..)`), never linked:
+//! the `.node` must use the very libuv that runs Node's loop, and `cargo test` must link
+//! without Node. Handle memory is sized at run time with `uv_handle_size`, so no struct layout
+//! is copied from libuv's headers.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::OnceLock;
+
+pub const READABLE: c_int = 1;
+pub const WRITABLE: c_int = 2;
+pub const DISCONNECT: c_int = 4;
+const UV_POLL: c_int = 8;
+
+pub type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
+type CloseCb = unsafe extern "C" fn(handle: *mut c_void);
+
+struct Uv {
+  handle_size: unsafe extern "C" fn(c_int) -> usize,
+  poll_init: unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int,
+  poll_start: unsafe extern "C" fn(*mut c_void, c_int, PollCb) -> c_int,
+  close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
+  uv_ref: unsafe extern "C" fn(*mut c_void),
+  uv_unref: unsafe extern "C" fn(*mut c_void),
+  set_data: unsafe extern "C" fn(*mut c_void, *mut c_void),
+  get_data: unsafe extern "C" fn(*const c_void) -> *mut c_void,
+}
+
+fn sym(name: &CStr) -> *mut c_void {
+  // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads the symbol tables.
+  let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+  assert!(
+    !p.is_null(),
+    "libuv symbol {name:?} not found in this process"
+  );
+  p
+}
+
+fn uv() -> &'static Uv {
+  static UV: OnceLock<Uv> = OnceLock::new();
+  // SAFETY: each pointer is the named libuv function, whose C signature is the one declared in
+  // the field it is transmuted to (libuv's public, ABI-stable API).
+  UV.get_or_init(|| unsafe {
+    Uv {
+      handle_size: std::mem::transmute::<*mut c_void, _>(sym(c"uv_handle_size")),
+      poll_init: std::mem::transmute::<*mut c_void, _>(sym(c"uv_poll_init")),
+      poll_start: std::mem::transmute::<*mut c_void, _>(sym(c"uv_poll_start")),
+      close: std::mem::transmute::<*mut c_void, _>(sym(c"uv_close")),
+      uv_ref: std::mem::transmute::<*mut c_void, _>(sym(c"uv_ref")),
+      uv_unref: std::mem::transmute::<*mut c_void, _>(sym(c"uv_unref")),
+      set_data: std::mem::transmute::<*mut c_void, _>(sym(c"uv_handle_set_data")),
+      get_data: std::mem::transmute::<*mut c_void, _>(sym(c"uv_handle_get_data")),
+    }
+  })
+}
+
+/// What a poll handle carries: the owner's context, and the fd to close once libuv lets go.
+struct Slot<T> {
+  data: T,
+  fd_to_close: Option<OwnedFd>,
+}
+
+/// A `uv_poll_t` watching one fd, carrying a `T` that its callback can reach.
+/// Dropping a `Poll` without `close` would leak it; `close` is the only way out.
+pub struct Poll<T> {
+  handle: *mut c_void,
+  _marker: std::marker::PhantomData<T>,
+}
+
+impl<T> Poll<T> {
+  /// # Safety
+  /// `uv_loop` must be the loop of the calling thread (from `napi_get_uv_event_loop`).
+  pub unsafe fn new(uv_loop: *mut c_void, fd: RawFd, data: T) -> io::Result<Self> {
+    let uv = uv();
+    // SAFETY: allocating the size libuv asks for; freed in `on_close`.
+    let handle = unsafe { libc::calloc(1, (uv.handle_size)(UV_POLL)) };
+    if handle.is_null() {
+      return Err(io::ErrorKind::OutOfMemory.into());
+    }
+    // SAFETY: fresh zeroed memory of the right size, on this thread's loop.
+    let rc = unsafe { (uv.poll_init)(uv_loop, handle, fd) };
+    if rc != 0 {
+      // SAFETY: init failed, so libuv never saw the handle: it is ours to free.
+      unsafe { libc::free(handle) };
+      return Err(io::Error::from_raw_os_error(-rc));
+    }
+    let slot = Box::into_raw(Box::new(Slot {
+      data,
+      fd_to_close: None,
+    }));
+    // SAFETY: the handle is initialised; the data pointer stays valid until `on_close`.
+    unsafe { (uv.set_data)(handle, slot.cast()) };
+    Ok(Poll {
+      handle,
+      _marker: std::marker::PhantomData,
+    })
+  }
+
+  /// (Re)starts watching for `events` (READABLE | WRITABLE | DISCONNECT).
+  pub fn start(&self, events: c_int, cb: PollCb) -> io::Result<()> {
+    // SAFETY: `self.handle` is an initialised, not yet closed poll handle.
+    let rc = unsafe { (uv().poll_start)(self.handle, events, cb) };
+    if rc != 0 {
+      return Err(io::Error::from_raw_os_error(-rc));
+    }
+    Ok(())
+  }
+
+  /// Whether this handle keeps the loop alive.
+  pub fn set_ref(&self, keep_alive: bool) {
+    // SAFETY: as in `start`.
+    unsafe {
+      if keep_alive {
+        (uv().uv_ref)(self.handle)
+      } else {
+        (uv().uv_unref)(self.handle)
+      }
+    }
+  }
+
+  /// Stops watching at once and frees the handle when libuv is done with it; `fd` (the watched
+  /// fd, if the caller owned it) is closed only then, so libuv never polls a closed fd number.
+  pub fn close(self, fd: Option<OwnedFd>) {
+    let uv = uv();
+    // SAFETY: the data pointer was set in `new` and is still ours until `on_close` runs.
+    unsafe {
+      let slot = (uv.get_data)(self.handle) as *mut Slot<T>;
+      (*slot).fd_to_close = fd;
+      (uv.close)(self.handle, Some(on_close::<T>));
+    }
+  }
+
+  /// The `T` given to `new`, from inside a poll callback.
+  ///
+  /// # Safety
+  /// `handle` must be the handle passed to a callback of a `Poll<T>` with this same `T`.
+  pub unsafe fn data<'a>(handle: *mut c_void) -> &'a T {
+    // SAFETY: per the contract, the data pointer is a live `Slot<T>`.
+    unsafe { &(*((uv().get_data)(handle) as *const Slot<T>)).data }
+  }
+}
+
+unsafe extern "C" fn on_close<T>(handle: *mut c_void) {
+  // SAFETY: libuv is done with the handle; the slot was boxed in `new` and is dropped once here
+  // (closing the fd it holds), then the handle memory from calloc is freed.
+  unsafe {
+    let slot = (uv().get_data)(handle) as *mut Slot<T>;
+    drop(Box::from_raw(slot));
+    libc::free(handle);
+  }
+}

@@ -1,0 +1,8 @@
+//! Linux primitives of the primary, with no Node-API in sight (a CI grep keeps `napi` out).
+
+pub mod channel;
+pub mod exit;
+pub mod fdpass;
+pub mod framing;
+pub mod outbox;
+pub mod spawn;

@@ -1,0 +1,297 @@
+//! Starting a worker: `execPath [execArgv] exec [args]` with the channel on fd N (protocol.md §1).
+//!
+//! Every fd the primary opens is close-on-exec; the child gets exactly the slots of its stdio
+//! array, with close-on-exec cleared on those alone. Node marks fds 0–2 close-on-exec at
+//! start-up, so even "inherit" needs an explicit dup2 (toolchain.md).
+
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+use crate::core::exit::pidfd_open;
+use crate::error::ClusterError;
+
+/// What the child gets at one fd position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StdioSlot {
+  /// A new unix stream socketpair; the primary keeps the other end (as libuv does for pipes).
+  Pipe,
+  /// The primary's own fd at the same position.
+  Inherit,
+  /// `/dev/null`.
+  Ignore,
+  /// The IPC channel.
+  Ipc,
+  /// The primary's fd with this number.
+  Fd(RawFd),
+}
+
+pub struct SpawnOptions {
+  pub file: String,
+  /// The whole argv, argv[0] included.
+  pub args: Vec<String>,
+  /// `KEY=value` entries; later duplicates win, and the child sees each key once.
+  pub env: Vec<String>,
+  pub cwd: Option<String>,
+  pub uid: Option<u32>,
+  pub gid: Option<u32>,
+  pub stdio: Vec<StdioSlot>,
+}
+
+pub struct Spawned {
+  pub pid: i32,
+  pub pidfd: OwnedFd,
+  /// The primary's end of the IPC socketpair, non-blocking.
+  pub channel: OwnedFd,
+  /// The primary's end of every `Pipe` slot, by position.
+  pub pipes: Vec<Option<OwnedFd>>,
+}
+
+fn pair(nonblocking: bool) -> Result<(OwnedFd, OwnedFd), ClusterError> {
+  let mut flags = SockFlag::SOCK_CLOEXEC;
+  if nonblocking {
+    flags |= SockFlag::SOCK_NONBLOCK;
+  }
+  socketpair(AddressFamily::Unix, SockType::Stream, None, flags)
+    .map_err(|e| ClusterError::os("socketpair", e.into()))
+}
+
+pub fn spawn(opts: &SpawnOptions) -> Result<Spawned, ClusterError> {
+  if opts.stdio.iter().filter(|s| **s == StdioSlot::Ipc).count() != 1 {
+    return Err(ClusterError::InvalidArg(
+      "stdio must contain exactly one 'ipc' entry".into(),
+    ));
+  }
+  let mut channel = None;
+  let mut pipes = Vec::with_capacity(opts.stdio.len());
+  // The child's ends stay open in `keep` until the spawn is done.
+  let mut keep: Vec<OwnedFd> = Vec::new();
+  let mut mapping: Vec<(RawFd, RawFd)> = Vec::new();
+  for (target, slot) in opts.stdio.iter().enumerate() {
+    let target = target as RawFd;
+    let mut parent_end = None;
+    let source = match slot {
+      StdioSlot::Pipe | StdioSlot::Ipc => {
+        let (ours, theirs) = pair(*slot == StdioSlot::Ipc)?;
+        let raw = theirs.as_raw_fd();
+        keep.push(theirs);
+        if *slot == StdioSlot::Ipc {
+          channel = Some(ours);
+        } else {
+          parent_end = Some(ours);
+        }
+        Some(raw)
+      }
+      StdioSlot::Ignore => {
+        let null = OpenOptions::new()
+          .read(true)
+          .write(true)
+          .custom_flags(libc::O_CLOEXEC)
+          .open("/dev/null")
+          .map_err(|e| ClusterError::os("open", e))?;
+        let raw = null.as_raw_fd();
+        keep.push(null.into());
+        Some(raw)
+      }
+      StdioSlot::Inherit => is_open(target).then_some(target),
+      StdioSlot::Fd(fd) => Some(*fd),
+    };
+    if let Some(source) = source {
+      mapping.push((target, source));
+    }
+    pipes.push(parent_end);
+  }
+
+  let mut cmd = Command::new(&opts.file);
+  cmd.arg0(opts.args.first().map(String::as_str).unwrap_or(&opts.file));
+  cmd.args(opts.args.iter().skip(1));
+  cmd.env_clear();
+  for entry in &opts.env {
+    let bytes = entry.as_bytes();
+    // Split at the first '=' after the first byte, as libc's getenv reads it.
+    let eq = bytes.iter().skip(1).position(|&b| b == b'=').map(|p| p + 1);
+    if let Some(eq) = eq {
+      cmd.env(
+        OsStr::from_bytes(&bytes[..eq]),
+        OsStr::from_bytes(&bytes[eq + 1..]),
+      );
+    }
+  }
+  if let Some(cwd) = &opts.cwd {
+    cmd.current_dir(cwd);
+  }
+  if let Some(gid) = opts.gid {
+    cmd.gid(gid);
+  }
+  if let Some(uid) = opts.uid {
+    cmd.uid(uid);
+  }
+  // std leaves "inherit" fds alone; the stdio wiring is ours, in `pre_exec`.
+  cmd
+    .stdin(Stdio::inherit())
+    .stdout(Stdio::inherit())
+    .stderr(Stdio::inherit());
+  let floor = mapping.iter().map(|&(t, _)| t).max().unwrap_or(2) + 1;
+  // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
+  // functions (fcntl, dup2, signal, sigprocmask) on data captured by value: no allocation, no locks.
+  unsafe {
+    cmd.pre_exec(move || child_setup(&mapping, floor));
+  }
+  let child = cmd.spawn().map_err(|e| ClusterError::os("spawn", e))?;
+  drop(keep);
+  let pid = child.id() as i32;
+  let pidfd = match pidfd_open(pid) {
+    Ok(fd) => fd,
+    Err(e) => {
+      // Without a pidfd we could neither reap nor signal it safely: do not leave it behind.
+      let mut child = child;
+      let _ = child.kill();
+      let _ = child.wait();
+      return Err(ClusterError::os("pidfd_open", e));
+    }
+  };
+  Ok(Spawned {
+    pid,
+    pidfd,
+    channel: channel.expect("one ipc slot"),
+    pipes,
+  })
+}
+
+fn is_open(fd: RawFd) -> bool {
+  // SAFETY: F_GETFD only queries the fd table.
+  unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Runs in the child between fork and exec (async-signal-safe only).
+fn child_setup(mapping: &[(RawFd, RawFd)], floor: RawFd) -> std::io::Result<()> {
+  // Move every source above all targets first, so that placing one never clobbers another.
+  let mut temps = [(-1 as RawFd, -1 as RawFd); 64];
+  let n = mapping.len().min(temps.len());
+  for (i, &(target, source)) in mapping.iter().take(n).enumerate() {
+    // SAFETY: fcntl/dup2 on fds of this (child) process; errors are reported through std.
+    let tmp = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, floor) };
+    if tmp < 0 {
+      return Err(std::io::Error::last_os_error());
+    }
+    temps[i] = (target, tmp);
+  }
+  for &(target, tmp) in &temps[..n] {
+    // SAFETY: as above; dup2 leaves the new fd without close-on-exec, which is the point.
+    if unsafe { libc::dup2(tmp, target) } < 0 {
+      return Err(std::io::Error::last_os_error());
+    }
+  }
+  // libuv resets every catchable signal and the mask, so the worker starts clean (Node ignores
+  // SIGPIPE, and ignored dispositions survive exec).
+  for sig in 1..32 {
+    if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+      // SAFETY: resetting a disposition to the default is async-signal-safe.
+      unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+  }
+  // SAFETY: an empty set on the stack, applied to this thread (the only one in the child).
+  unsafe {
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+  }
+  Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use crate::core::exit::{try_reap, ExitStatus};
+  use std::io::Read;
+  use std::os::fd::AsFd;
+  use std::os::unix::net::UnixStream;
+
+  /// Runs `sh -c script`; returns its stdout (slot 1 must be a pipe), its status, and the
+  /// primary's own fd numbers for the channel and pipes (which must not leak into the child).
+  fn run(script: &str, env: &[&str], stdio: Vec<StdioSlot>) -> (String, ExitStatus, Vec<RawFd>) {
+    let opts = SpawnOptions {
+      file: "/bin/sh".into(),
+      args: vec!["sh".into(), "-c".into(), script.into()],
+      env: env.iter().map(|s| s.to_string()).collect(),
+      cwd: Some("/".into()),
+      uid: None,
+      gid: None,
+      stdio,
+    };
+    let s = spawn(&opts).unwrap();
+    let mut ours: Vec<RawFd> = s.pipes.iter().flatten().map(|f| f.as_raw_fd()).collect();
+    ours.push(s.channel.as_raw_fd());
+    let mut out = String::new();
+    let pipe = s.pipes.into_iter().flatten().next().unwrap();
+    UnixStream::from(pipe).read_to_string(&mut out).unwrap();
+    let status = loop {
+      if let Some(st) = try_reap(s.pidfd.as_fd()).unwrap() {
+        break st;
+      }
+      std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    (out, status, ours)
+  }
+
+  #[test]
+  fn the_child_sees_its_env_once_its_cwd_and_the_channel_on_fd_3() {
+    let (out, status, _) = run(
+      "echo \"$A $B $(pwd)\"; [ -S /proc/self/fd/3 ] || [ -e /proc/self/fd/3 ] && echo fd3; exit 7",
+      &["A=1", "B=x=y", "A=2"],
+      vec![
+        StdioSlot::Ignore,
+        StdioSlot::Pipe,
+        StdioSlot::Inherit,
+        StdioSlot::Ipc,
+      ],
+    );
+    assert_eq!(out, "2 x=y /\nfd3\n");
+    assert_eq!(status, ExitStatus::Code(7));
+  }
+
+  #[test]
+  fn only_the_stdio_slots_leak_into_the_child() {
+    let stdio = vec![
+      StdioSlot::Ignore,
+      StdioSlot::Pipe,
+      StdioSlot::Ignore,
+      StdioSlot::Ipc,
+    ];
+    let (out, _, ours) = run("ls /proc/self/fd", &[], stdio);
+    let fds: Vec<RawFd> = out.lines().map(|l| l.parse().unwrap()).collect();
+    assert!((0..4).all(|f| fds.contains(&f)), "missing slots: {fds:?}");
+    // The test harness itself may hand down fds it opened without CLOEXEC; ours never leak.
+    assert!(
+      ours.iter().all(|f| *f < 4 || !fds.contains(f)),
+      "leaked {ours:?} into {fds:?}"
+    );
+  }
+
+  #[test]
+  fn a_missing_executable_is_enoent() {
+    let opts = SpawnOptions {
+      file: "/nonexistent/node".into(),
+      args: vec!["node".into()],
+      env: vec![],
+      cwd: None,
+      uid: None,
+      gid: None,
+      stdio: vec![
+        StdioSlot::Ignore,
+        StdioSlot::Ignore,
+        StdioSlot::Ignore,
+        StdioSlot::Ipc,
+      ],
+    };
+    let err = spawn(&opts).err().unwrap();
+    assert_eq!(err.code(), "ENOENT");
+    assert_eq!(err.to_string(), "spawn ENOENT");
+  }
+}
