@@ -122,7 +122,7 @@ mod tests {
 /// The only place where core errors meet Node-API: a JS `Error` with Node's `code`, and
 /// `errno`/`syscall` for system errors, as Node's own system errors carry them.
 #[cfg(target_os = "linux")]
-pub mod js {
+pub(crate) mod js {
   use super::ClusterError;
   use napi::sys;
   use std::ptr;

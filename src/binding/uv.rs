@@ -39,20 +39,28 @@ fn sym(name: &CStr) -> *mut c_void {
   p
 }
 
+/// # Safety
+/// `F` must be the function-pointer type of the C function called `name`.
+unsafe fn load<F: Copy>(name: &CStr) -> F {
+  let p = sym(name);
+  // SAFETY: per the contract, `p` points to a function of type `F` (pointer-sized).
+  unsafe { std::mem::transmute_copy::<*mut c_void, F>(&p) }
+}
+
 fn uv() -> &'static Uv {
   static UV: OnceLock<Uv> = OnceLock::new();
   // SAFETY: each pointer is the named libuv function, whose C signature is the one declared in
   // the field it is transmuted to (libuv's public, ABI-stable API).
   UV.get_or_init(|| unsafe {
     Uv {
-      handle_size: std::mem::transmute::<*mut c_void, _>(sym(c"uv_handle_size")),
-      poll_init: std::mem::transmute::<*mut c_void, _>(sym(c"uv_poll_init")),
-      poll_start: std::mem::transmute::<*mut c_void, _>(sym(c"uv_poll_start")),
-      close: std::mem::transmute::<*mut c_void, _>(sym(c"uv_close")),
-      uv_ref: std::mem::transmute::<*mut c_void, _>(sym(c"uv_ref")),
-      uv_unref: std::mem::transmute::<*mut c_void, _>(sym(c"uv_unref")),
-      set_data: std::mem::transmute::<*mut c_void, _>(sym(c"uv_handle_set_data")),
-      get_data: std::mem::transmute::<*mut c_void, _>(sym(c"uv_handle_get_data")),
+      handle_size: load(c"uv_handle_size"),
+      poll_init: load(c"uv_poll_init"),
+      poll_start: load(c"uv_poll_start"),
+      close: load(c"uv_close"),
+      uv_ref: load(c"uv_ref"),
+      uv_unref: load(c"uv_unref"),
+      set_data: load(c"uv_handle_set_data"),
+      get_data: load(c"uv_handle_get_data"),
     }
   })
 }
