@@ -222,7 +222,7 @@ mod tests {
     let mut out = Outbox::default();
     out.push(frame("hello", Some(fd()), 1), false);
     let mut calls = Vec::new();
-    let mut budget = [2usize, 0, 3];
+    let budget = [2usize, 0, 3];
     let mut i = 0;
     let res = out.flush(|b, f| {
       calls.push(f.is_some());
