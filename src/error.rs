@@ -121,7 +121,7 @@ mod tests {
 
 /// The only place where core errors meet Node-API: a JS `Error` with Node's `code`, and
 /// `errno`/`syscall` for system errors, as Node's own system errors carry them.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(test)))]
 pub(crate) mod js {
   use super::ClusterError;
   use napi::sys;

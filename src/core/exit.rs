@@ -89,7 +89,10 @@ mod tests {
   }
 
   #[test]
-  #[allow(clippy::zombie_processes, reason = "reaped through the pidfd, which is what is tested")]
+  #[allow(
+    clippy::zombie_processes,
+    reason = "reaped through the pidfd, which is what is tested"
+  )]
   fn exit_codes_and_signals_are_told_apart() {
     let child = Command::new("sh").args(["-c", "exit 42"]).spawn().unwrap();
     let pidfd = pidfd_open(child.id() as i32).unwrap();
