@@ -214,8 +214,8 @@ mod tests {
   use std::os::unix::net::UnixStream;
 
   /// Runs `sh -c script`; returns its stdout (slot 1 must be a pipe), its status, and the
-  /// primary's own fd numbers for the channel and pipes (which must not leak into the child).
-  fn run(script: &str, env: &[&str], stdio: Vec<StdioSlot>) -> (String, ExitStatus, Vec<RawFd>) {
+  /// primary's own ends of the channel and pipes as `socket:[inode]` (they must not leak).
+  fn run(script: &str, env: &[&str], stdio: Vec<StdioSlot>) -> (String, ExitStatus, Vec<String>) {
     let opts = SpawnOptions {
       file: "/bin/sh".into(),
       args: vec!["sh".into(), "-c".into(), script.into()],
@@ -226,8 +226,13 @@ mod tests {
       stdio,
     };
     let s = spawn(&opts).unwrap();
-    let mut ours: Vec<RawFd> = s.pipes.iter().flatten().map(|f| f.as_raw_fd()).collect();
-    ours.push(s.channel.as_raw_fd());
+    let mut ours: Vec<String> = s
+      .pipes
+      .iter()
+      .flatten()
+      .map(|f| inode(f.as_raw_fd()))
+      .collect();
+    ours.push(inode(s.channel.as_raw_fd()));
     let mut out = String::new();
     let pipe = s.pipes.into_iter().flatten().next().unwrap();
     UnixStream::from(pipe).read_to_string(&mut out).unwrap();
@@ -238,6 +243,13 @@ mod tests {
       std::thread::sleep(std::time::Duration::from_millis(5));
     };
     (out, status, ours)
+  }
+
+  fn inode(fd: RawFd) -> String {
+    // SAFETY: fstat on an fd the caller holds open, into a zeroed struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
+    format!("socket:[{}]", st.st_ino)
   }
 
   #[test]
@@ -264,17 +276,8 @@ mod tests {
       StdioSlot::Ignore,
       StdioSlot::Ipc,
     ];
-    let (out, _, ours) = run("for f in /proc/self/fd/*; do readlink $f; done", &[], stdio);
     // Compare sockets by inode: fd numbers alone are ambiguous (the shell opens its own).
-    let our_inodes: Vec<String> = ours
-      .iter()
-      .map(|&f| {
-        // SAFETY: fstat on an fd the test still holds open, into a zeroed struct.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::fstat(f, &mut st) }, 0);
-        format!("socket:[{}]", st.st_ino)
-      })
-      .collect();
+    let (out, _, our_inodes) = run("for f in /proc/self/fd/*; do readlink $f; done", &[], stdio);
     let sockets_in_child = out.lines().filter(|l| l.starts_with("socket:")).count();
     assert!(
       sockets_in_child >= 2,
