@@ -2,5 +2,7 @@
 //! `core` from Node's own event loop.
 
 mod callback;
+mod round_robin;
+mod sockets;
 mod uv;
 mod worker_handle;

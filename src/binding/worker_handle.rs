@@ -13,11 +13,16 @@ use std::rc::Rc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use std::collections::HashMap;
+use std::rc::Weak;
+
 use crate::binding::callback::{value, JsCallback};
+use crate::binding::round_robin::{self, RrState};
 use crate::binding::uv::{self, Poll};
 use crate::core::channel::{Channel, ReadBatch};
 use crate::core::exit::{self, ExitStatus};
 use crate::core::framing::Serialization;
+use crate::core::sched::WorkerId;
 use crate::core::spawn::{self, SpawnOptions, StdioSlot};
 use crate::error::{js, ClusterError};
 
@@ -42,7 +47,11 @@ pub struct SpawnWorkerOptions {
   pub max_frame_bytes: Option<f64>,
 }
 
-type Shared = Rc<RefCell<State>>;
+pub type Shared = Rc<RefCell<State>>;
+
+thread_local! {
+  static NEXT_WORKER_ID: std::cell::Cell<WorkerId> = const { std::cell::Cell::new(1) };
+}
 
 struct ChannelSide {
   channel: Channel,
@@ -56,7 +65,11 @@ struct ExitSide {
   poll: Poll<Shared>,
 }
 
-struct State {
+pub struct State {
+  /// Rust's own number for the worker (schedulers key on it).
+  pub id: WorkerId,
+  /// Round-robin handles waiting for this worker's answer to a `newconn`, by its seq.
+  pub routes: HashMap<u64, Weak<RefCell<RrState>>>,
   callback: Option<JsCallback>,
   channel: Option<ChannelSide>,
   exit: Option<ExitSide>,
@@ -169,7 +182,14 @@ pub fn spawn_worker(
   // SAFETY: `on_event` is a live value of this call, on the JS thread.
   let callback = unsafe { JsCallback::new(raw_env, on_event.raw(), "cluster-rs:worker")? };
 
+  let id = NEXT_WORKER_ID.with(|n| {
+    let v = n.get();
+    n.set(v.wrapping_add(1));
+    v
+  });
   let state: Shared = Rc::new(RefCell::new(State {
+    id,
+    routes: HashMap::new(),
     callback: Some(callback),
     channel: None,
     exit: None,
@@ -211,6 +231,55 @@ pub fn spawn_worker(
     pid: spawned.pid,
     stdio_fds,
   })
+}
+
+impl WorkerHandle {
+  pub fn shared(&self) -> Shared {
+    self.state.clone()
+  }
+}
+
+/// Queues a frame built by Rust (in the channel's format) with an fd; false when the channel
+/// is closed or broken (the caller then treats the worker as gone).
+pub fn send_internal(
+  worker: &Shared,
+  frame: impl FnOnce(Serialization) -> Vec<u8>,
+  fd: BorrowedFd<'_>,
+) -> bool {
+  let mut s = worker.borrow_mut();
+  if s.write_error.is_some() {
+    return false;
+  }
+  let Some(side) = s.channel.as_mut() else {
+    return false;
+  };
+  let bytes = frame(side.channel.mode());
+  match side.channel.send(bytes, Some(fd), 0, false) {
+    Ok(_) => {
+      s.rearm();
+      true
+    }
+    Err(e) => {
+      if let Some(side) = s.channel.as_mut() {
+        side.channel.discard_queue();
+      }
+      s.write_error = e.errno().map(|n| -n);
+      false
+    }
+  }
+}
+
+/// Passes the worker's answers to Rust's `newconn`s to the round-robin handles that sent them.
+fn route_newconn_replies(state: &Shared, replies: Vec<(u64, bool)>) {
+  for (seq, accepted) in replies {
+    let (rr, id) = {
+      let mut s = state.borrow_mut();
+      (s.routes.remove(&seq).and_then(|w| w.upgrade()), s.id)
+    };
+    if let Some(rr) = rr {
+      round_robin::answered(&rr, id, accepted);
+    }
+  }
 }
 
 #[napi]
@@ -441,6 +510,15 @@ fn deliver(cb: &JsCallback, report: ChannelReport) {
   }
 }
 
+/// Hands a turn's results on: newconn answers to the schedulers, the rest to JS.
+fn finish_turn(state: &Shared, mut report: ChannelReport) {
+  if let Some(batch) = report.batch.as_mut() {
+    let replies = std::mem::take(&mut batch.newconn_replies);
+    route_newconn_replies(state, replies);
+  }
+  with_callback(state, |cb| deliver(cb, report));
+}
+
 /// Takes the callback out of the state for the duration of a JS call (so JS can re-enter).
 fn with_callback(state: &Shared, f: impl FnOnce(&JsCallback)) {
   let cb = state.borrow_mut().callback.take();
@@ -462,7 +540,7 @@ unsafe extern "C" fn on_channel_ready(handle: *mut c_void, status: c_int, events
     let readable = status < 0 || events & (uv::READABLE | uv::DISCONNECT) != 0;
     channel_turn(&mut s, readable, events & uv::WRITABLE != 0)
   };
-  with_callback(&state, |cb| deliver(cb, report));
+  finish_turn(&state, report);
 }
 
 unsafe extern "C" fn on_exit_ready(handle: *mut c_void, _status: c_int, _events: c_int) {

@@ -5,8 +5,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::core::fdpass;
-use crate::core::framing::{as_handle_reply, Decoder, Serialization};
+use crate::core::framing::{as_handle_reply, Decoder, HandleReply, Serialization};
 use crate::core::outbox::{OutFrame, Outbox};
+use crate::core::protocol::parse_newconn_reply;
 use crate::error::ClusterError;
 
 /// One read turn reads at most this much before giving the loop back, so a flooding worker
@@ -25,6 +26,8 @@ pub struct ReadBatch {
   pub fds: Vec<OwnedFd>,
   /// Ids of our fd-bearing frames that the worker answered (true = ACK).
   pub replies: Vec<(u64, bool)>,
+  /// Answers to Rust's own `newconn` requests: `(seq, accepted)`.
+  pub newconn_replies: Vec<(u64, bool)>,
   /// The worker closed its end.
   pub eof: bool,
 }
@@ -94,22 +97,23 @@ impl Channel {
       let json = &mut batch.json;
       let frames = &mut batch.frames;
       let replies = &mut batch.replies;
-      self
-        .decoder
-        .push(&self.buf[..n], |frame| match as_handle_reply(mode, frame) {
-          Some(reply) => {
-            if let Some(id) = outbox.handle_reply() {
-              replies.push((id, reply == crate::core::framing::HandleReply::Ack));
-            }
+      let newconn_replies = &mut batch.newconn_replies;
+      self.decoder.push(&self.buf[..n], |frame| {
+        if let Some(reply) = as_handle_reply(mode, frame) {
+          if let Some(id) = outbox.handle_reply() {
+            replies.push((id, reply == HandleReply::Ack));
           }
-          None if mode == Serialization::Json => {
-            if !json.is_empty() {
-              json.push(b'\n');
-            }
-            json.extend_from_slice(frame);
+        } else if let Some(answer) = parse_newconn_reply(mode, frame) {
+          newconn_replies.push(answer);
+        } else if mode == Serialization::Json {
+          if !json.is_empty() {
+            json.push(b'\n');
           }
-          None => frames.push(frame.to_vec()),
-        })?;
+          json.extend_from_slice(frame);
+        } else {
+          frames.push(frame.to_vec());
+        }
+      })?;
       // One fd per batch: the JS side pairs it with the next NODE_HANDLE frame, and a second fd
       // in the same batch could only be paired wrongly.
       if got_fd {

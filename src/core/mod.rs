@@ -4,5 +4,8 @@ pub mod channel;
 pub mod exit;
 pub mod fdpass;
 pub mod framing;
+pub mod listen;
 pub mod outbox;
+pub mod protocol;
+pub mod sched;
 pub mod spawn;

@@ -1,0 +1,216 @@
+//! `RoundRobinHandle`: a listening socket in the primary whose connections Rust accepts and
+//! hands to workers with `newconn`, on Node's loop, with no JavaScript per connection.
+//!
+//! Write ownership: the `newconn` frames go through the worker's own `Channel` outbox, the same
+//! queue as every JavaScript send, so the one-fd-in-flight rule holds across both (§3.4).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::rc::{Rc, Weak};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::binding::uv::{self, Poll};
+use crate::binding::worker_handle::{send_internal, State as WorkerState, WorkerHandle};
+use crate::core::protocol::{encode_newconn, RUST_SEQ_BASE};
+use crate::core::sched::round_robin::RoundRobin;
+use crate::core::sched::{Distributor, Handoff, WorkerId};
+use crate::error::{js, ClusterError};
+
+/// Accepts per loop turn at most this many, then lets the loop run other work.
+const ACCEPTS_PER_TURN: usize = 64;
+
+thread_local! {
+  static NEXT_SEQ: Cell<u64> = const { Cell::new(RUST_SEQ_BASE) };
+}
+
+fn next_seq() -> u64 {
+  NEXT_SEQ.with(|s| {
+    let v = s.get();
+    s.set(v + 1);
+    v
+  })
+}
+
+pub type RrShared = Rc<RefCell<RrState>>;
+
+pub struct RrState {
+  key: String,
+  sched: Box<dyn Distributor>,
+  workers: HashMap<WorkerId, Weak<RefCell<WorkerState>>>,
+  /// `(listener poll, listening fd)`; `None` once closed.
+  listener: Option<(Poll<Weak<RefCell<RrState>>>, OwnedFd)>,
+  /// A unix socket path this listener bound, unlinked on close (as libuv does for its pipes).
+  unlink_on_close: Option<String>,
+}
+
+#[napi]
+pub struct RoundRobinHandle {
+  state: RrShared,
+}
+
+/// Takes over a listening socket: `fd` is duplicated (the caller closes its own copy).
+/// `unlinkPath`: a unix socket path to remove when the handle closes.
+#[napi]
+pub fn create_round_robin(
+  env: Env,
+  fd: i32,
+  key: String,
+  unlink_path: Option<String>,
+) -> Result<RoundRobinHandle> {
+  let raw_env = env.raw();
+  // SAFETY: JS passes the fd of a listening socket it keeps open for the duration of this call.
+  let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+  let listen_fd = borrowed
+    .try_clone_to_owned()
+    .map_err(|e| js::throw(raw_env, &ClusterError::os("dup", e)))?;
+  let uv_loop = env.get_uv_event_loop()?.cast::<c_void>();
+  let state: RrShared = Rc::new(RefCell::new(RrState {
+    key,
+    sched: Box::new(RoundRobin::default()),
+    workers: HashMap::new(),
+    listener: None,
+    unlink_on_close: unlink_path,
+  }));
+  // SAFETY: `uv_loop` is this thread's loop.
+  let poll = unsafe { Poll::new(uv_loop, listen_fd.as_raw_fd(), Rc::downgrade(&state)) }
+    .map_err(|e| js::throw(raw_env, &ClusterError::os("uv_poll_init", e)))?;
+  poll
+    .start(uv::READABLE, on_acceptable)
+    .map_err(|e| js::throw(raw_env, &ClusterError::os("uv_poll_start", e)))?;
+  // The listener alone never keeps the primary alive: workers' channels do (as in Node, where
+  // the round-robin server is unref'd only by virtue of closing with its last worker).
+  poll.set_ref(false);
+  state.borrow_mut().listener = Some((poll, listen_fd));
+  Ok(RoundRobinHandle { state })
+}
+
+#[napi]
+impl RoundRobinHandle {
+  /// The worker joined this key: it starts receiving connections.
+  #[napi]
+  pub fn add(&self, worker: &WorkerHandle) {
+    let shared = worker.shared();
+    let id = shared.borrow().id;
+    let handoff = {
+      let mut s = self.state.borrow_mut();
+      s.workers.insert(id, Rc::downgrade(&shared));
+      s.sched.add(id)
+    };
+    perform(&self.state, handoff.into_iter().collect());
+  }
+
+  /// The worker left this key. Returns true when no worker is left (the caller then closes).
+  #[napi]
+  pub fn remove(&self, worker: &WorkerHandle) -> bool {
+    let id = worker.shared().borrow().id;
+    remove_worker(&self.state, id)
+  }
+
+  /// Connections accepted and not yet handed out.
+  #[napi(getter)]
+  pub fn pending(&self) -> u32 {
+    self.state.borrow().sched.pending() as u32
+  }
+
+  /// Stops accepting, closes the listening socket and every connection still waiting.
+  #[napi]
+  pub fn close(&self) {
+    let mut s = self.state.borrow_mut();
+    if let Some((poll, fd)) = s.listener.take() {
+      poll.close(Some(fd));
+      if let Some(path) = s.unlink_on_close.take() {
+        let _ = std::fs::remove_file(path);
+      }
+    }
+    s.sched = Box::new(RoundRobin::default());
+    s.workers.clear();
+  }
+}
+
+fn remove_worker(state: &RrShared, id: WorkerId) -> bool {
+  let (handoffs, empty) = {
+    let mut s = state.borrow_mut();
+    s.workers.remove(&id);
+    s.sched.remove(id)
+  };
+  perform(state, handoffs);
+  empty
+}
+
+/// A worker answered a `newconn` of this handle.
+pub fn answered(state: &RrShared, worker: WorkerId, accepted: bool) {
+  let handoffs = state.borrow_mut().sched.answered(worker, accepted);
+  perform(state, handoffs);
+}
+
+/// Sends each hand-off's connection to its worker. A worker whose channel is gone leaves the
+/// key, which puts its connection back in the queue for the others.
+fn perform(state: &RrShared, mut handoffs: Vec<Handoff>) {
+  while let Some(h) = handoffs.pop() {
+    let (worker, frame_key) = {
+      let s = state.borrow();
+      (
+        s.workers.get(&h.worker).and_then(Weak::upgrade),
+        s.key.clone(),
+      )
+    };
+    let sent = worker.as_ref().is_some_and(|w| {
+      let s = state.borrow();
+      let Some(conn) = s.sched.in_flight(h.worker) else {
+        return false;
+      };
+      let seq = next_seq();
+      let ok = send_internal(
+        w,
+        |mode| encode_newconn(mode, &frame_key, seq),
+        conn.as_fd(),
+      );
+      if ok {
+        w.borrow_mut().routes.insert(seq, Rc::downgrade(state));
+      }
+      ok
+    });
+    if !sent {
+      let (more, _) = {
+        let mut s = state.borrow_mut();
+        s.workers.remove(&h.worker);
+        s.sched.remove(h.worker)
+      };
+      handoffs.extend(more);
+    }
+  }
+}
+
+unsafe extern "C" fn on_acceptable(handle: *mut c_void, _status: c_int, _events: c_int) {
+  // SAFETY: registered only on `Poll<Weak<RefCell<RrState>>>` handles.
+  let Some(state) = (unsafe { Poll::<Weak<RefCell<RrState>>>::data(handle) }).upgrade() else {
+    return;
+  };
+  for _ in 0..ACCEPTS_PER_TURN {
+    let conn = {
+      let s = state.borrow();
+      let Some((_, fd)) = &s.listener else { return };
+      // SAFETY: accept4 on our listening fd with null address out-pointers.
+      let c = unsafe {
+        libc::accept4(
+          fd.as_raw_fd(),
+          std::ptr::null_mut(),
+          std::ptr::null_mut(),
+          libc::SOCK_CLOEXEC,
+        )
+      };
+      if c < 0 {
+        // EAGAIN: all taken. Other errors (ECONNABORTED, EMFILE, ...) skip, as Node does.
+        return;
+      }
+      // SAFETY: accept4 returned a new fd that nobody else owns.
+      unsafe { OwnedFd::from_raw_fd(c) }
+    };
+    let handoffs = state.borrow_mut().sched.accepted(conn);
+    perform(&state, handoffs);
+  }
+}

@@ -1,0 +1,63 @@
+//! Socket creation for shared listeners (`core::listen`), as plain functions returning fds that
+//! JavaScript owns until it gives them back with `closeFd`.
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::core::listen;
+use crate::error::js;
+
+#[napi(object)]
+pub struct BindInetOptions {
+  /// An IP literal, or none for "any" (dual-stack `::`, else `0.0.0.0`).
+  pub address: Option<String>,
+  pub port: u32,
+  pub datagram: bool,
+  pub ipv6_only: bool,
+  pub reuse_addr: bool,
+  /// Listen with this backlog (TCP); bound only when absent.
+  pub backlog: Option<i32>,
+}
+
+#[napi(object)]
+pub struct BoundSocket {
+  pub fd: i32,
+  pub port: u32,
+}
+
+/// Creates and binds a TCP or UDP socket. Throws Node-style system errors (`errno`, `code`).
+#[napi]
+pub fn bind_inet(env: Env, opts: BindInetOptions) -> Result<BoundSocket> {
+  let fd = listen::bind_inet(
+    opts.address.as_deref(),
+    opts.port as u16,
+    opts.datagram,
+    opts.ipv6_only,
+    opts.reuse_addr,
+    opts.backlog,
+  )
+  .map_err(|e| js::throw(env.raw(), &e))?;
+  let port = listen::local_port(&fd).map_err(|e| js::throw(env.raw(), &e))?;
+  Ok(BoundSocket {
+    fd: fd.into_raw_fd(),
+    port: port as u32,
+  })
+}
+
+/// Creates a unix stream socket bound at `path`; listening when `backlog` is given.
+#[napi]
+pub fn bind_unix(env: Env, path: String, backlog: Option<i32>, mode: Option<u32>) -> Result<i32> {
+  let fd = listen::bind_unix(&path, backlog, mode).map_err(|e| js::throw(env.raw(), &e))?;
+  Ok(fd.into_raw_fd())
+}
+
+/// Closes an fd that a binding function handed to JavaScript.
+#[napi]
+pub fn close_fd(fd: i32) {
+  if fd >= 0 {
+    // SAFETY: JS gives back an fd it received from this addon and no longer uses.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+  }
+}

@@ -1,0 +1,33 @@
+//! Connection distribution policies. Each policy is a pure state machine over worker ids and
+//! accepted connections; the binding feeds it events (accept, answers, workers joining and
+//! leaving) and performs the hand-offs it returns. Policies to come (least-connections, sticky
+//! by client address) implement the same trait beside round-robin, with no protocol code.
+
+pub mod round_robin;
+
+use std::os::fd::OwnedFd;
+
+/// A worker, as the binding numbers them.
+pub type WorkerId = u32;
+
+/// "Send this connection to this worker" (as `newconn`, one in flight per worker and key).
+pub struct Handoff {
+  pub worker: WorkerId,
+}
+
+pub trait Distributor {
+  /// A worker joined the key. Returns a hand-off when connections are already waiting.
+  fn add(&mut self, worker: WorkerId) -> Option<Handoff>;
+  /// A worker left (closed its server, disconnected or died). Its connection in flight, if
+  /// any, goes back to the head of the queue; hand-offs to other workers may follow.
+  /// Returns `(hand-offs, now_empty)`.
+  fn remove(&mut self, worker: WorkerId) -> (Vec<Handoff>, bool);
+  /// The listener accepted a connection. Returns the hand-offs that follow.
+  fn accepted(&mut self, conn: OwnedFd) -> Vec<Handoff>;
+  /// The connection in flight to `worker` (to send after a `Handoff` for it); still owned here.
+  fn in_flight(&self, worker: WorkerId) -> Option<&OwnedFd>;
+  /// The worker answered its `newconn`. Returns the hand-offs that follow.
+  fn answered(&mut self, worker: WorkerId, accepted: bool) -> Vec<Handoff>;
+  /// Connections waiting for a worker.
+  fn pending(&self) -> usize;
+}

@@ -1,0 +1,206 @@
+//! Round-robin, as Node's primary does it (protocol.md §5.3), minus its defects (§5.6):
+//! the connection stays ours until a worker accepts it; a refused connection goes to another
+//! worker, never straight back to the one that refused it; a connection in flight to a worker
+//! that leaves goes back to the head of the queue. A worker that refused is asked again only
+//! when something else happens (a new connection, another worker's answer), so a full worker
+//! is never a busy loop.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
+
+use super::{Distributor, Handoff, WorkerId};
+
+#[derive(Default)]
+pub struct RoundRobin {
+  /// Workers on this key, in joining order.
+  all: Vec<WorkerId>,
+  /// Idle workers, oldest first: the next connection goes to the front.
+  free: VecDeque<WorkerId>,
+  /// Workers that refused their last connection; retried after the next event.
+  resting: Vec<WorkerId>,
+  /// Accepted connections not yet handed out, oldest first.
+  pending: VecDeque<OwnedFd>,
+  /// The connection each worker is deciding about.
+  in_flight: HashMap<WorkerId, OwnedFd>,
+}
+
+impl RoundRobin {
+  /// Gives the next pending connection to `worker` if it is idle and something waits.
+  fn handoff(&mut self, worker: WorkerId) -> Option<Handoff> {
+    if !self.all.contains(&worker) || self.in_flight.contains_key(&worker) {
+      return None;
+    }
+    match self.pending.pop_front() {
+      Some(conn) => {
+        self.in_flight.insert(worker, conn);
+        Some(Handoff { worker })
+      }
+      None => {
+        if !self.free.contains(&worker) {
+          self.free.push_back(worker);
+        }
+        None
+      }
+    }
+  }
+
+  /// Hands pending connections to idle workers, oldest idle first.
+  fn drain_to_free(&mut self, out: &mut Vec<Handoff>) {
+    while !self.pending.is_empty() {
+      let Some(w) = self.free.pop_front() else {
+        break;
+      };
+      out.extend(self.handoff(w));
+    }
+  }
+
+  /// Something happened: resting workers may try again.
+  fn wake_resting(&mut self) {
+    for w in std::mem::take(&mut self.resting) {
+      if !self.free.contains(&w) {
+        self.free.push_back(w);
+      }
+    }
+  }
+}
+
+impl Distributor for RoundRobin {
+  fn add(&mut self, worker: WorkerId) -> Option<Handoff> {
+    if self.all.contains(&worker) {
+      return None;
+    }
+    self.all.push(worker);
+    self.handoff(worker)
+  }
+
+  fn remove(&mut self, worker: WorkerId) -> (Vec<Handoff>, bool) {
+    self.all.retain(|&w| w != worker);
+    self.free.retain(|&w| w != worker);
+    self.resting.retain(|&w| w != worker);
+    if let Some(conn) = self.in_flight.remove(&worker) {
+      self.pending.push_front(conn);
+    }
+    let mut out = Vec::new();
+    if self.all.is_empty() {
+      // Nobody left to serve them: close, don't leak (§5.4).
+      self.pending.clear();
+      return (out, true);
+    }
+    self.wake_resting();
+    self.drain_to_free(&mut out);
+    (out, false)
+  }
+
+  fn accepted(&mut self, conn: OwnedFd) -> Vec<Handoff> {
+    self.pending.push_back(conn);
+    self.wake_resting();
+    let mut out = Vec::new();
+    self.drain_to_free(&mut out);
+    out
+  }
+
+  fn in_flight(&self, worker: WorkerId) -> Option<&OwnedFd> {
+    self.in_flight.get(&worker)
+  }
+
+  fn answered(&mut self, worker: WorkerId, accepted: bool) -> Vec<Handoff> {
+    let mut out = Vec::new();
+    let Some(conn) = self.in_flight.remove(&worker) else {
+      // An answer for nothing we sent: ignore it (the worker is confused or hostile).
+      return out;
+    };
+    if accepted {
+      drop(conn); // the worker has its own copy now
+      self.wake_resting();
+      out.extend(self.handoff(worker));
+    } else {
+      self.pending.push_front(conn);
+      if !self.resting.contains(&worker) {
+        self.resting.push(worker);
+      }
+    }
+    self.drain_to_free(&mut out);
+    out
+  }
+
+  fn pending(&self) -> usize {
+    self.pending.len()
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+  fn conn() -> OwnedFd {
+    socketpair(
+      AddressFamily::Unix,
+      SockType::Stream,
+      None,
+      SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap()
+    .0
+  }
+
+  fn workers(h: &[Handoff]) -> Vec<WorkerId> {
+    h.iter().map(|h| h.worker).collect()
+  }
+
+  #[test]
+  fn connections_go_to_idle_workers_in_turn() {
+    let mut rr = RoundRobin::default();
+    assert!(rr.add(1).is_none());
+    assert!(rr.add(2).is_none());
+    assert_eq!(workers(&rr.accepted(conn())), vec![1]);
+    assert_eq!(workers(&rr.accepted(conn())), vec![2]);
+    // Both busy: the third waits.
+    assert!(rr.accepted(conn()).is_empty());
+    assert_eq!(rr.pending(), 1);
+    // Worker 1 accepts and gets the waiting one at once.
+    assert_eq!(workers(&rr.answered(1, true)), vec![1]);
+    assert_eq!(rr.pending(), 0);
+  }
+
+  #[test]
+  fn a_refused_connection_goes_elsewhere_and_the_refuser_is_not_asked_again_at_once() {
+    let mut rr = RoundRobin::default();
+    rr.add(1);
+    rr.add(2);
+    assert_eq!(workers(&rr.accepted(conn())), vec![1]);
+    // Worker 2 is idle: it gets the refused connection.
+    assert_eq!(workers(&rr.answered(1, false)), vec![2]);
+    // Worker 2 refuses too: nobody is idle, nothing is handed out (no ping-pong).
+    assert!(rr.answered(2, false).is_empty());
+    assert_eq!(rr.pending(), 1);
+    // A new connection wakes them both: the two waiting connections go out, oldest first.
+    assert_eq!(workers(&rr.accepted(conn())), vec![1, 2]);
+    assert_eq!(rr.pending(), 0);
+  }
+
+  #[test]
+  fn a_worker_that_leaves_gives_its_connection_back() {
+    let mut rr = RoundRobin::default();
+    rr.add(1);
+    rr.add(2);
+    rr.accepted(conn());
+    rr.accepted(conn());
+    let (h, empty) = rr.remove(1);
+    assert!(!empty);
+    assert!(h.is_empty(), "worker 2 is busy");
+    assert_eq!(rr.pending(), 1);
+    assert_eq!(workers(&rr.answered(2, true)), vec![2]);
+    let (_, empty) = rr.remove(2);
+    assert!(empty);
+    assert_eq!(rr.pending(), 0, "the last worker leaving closes what waits");
+  }
+
+  #[test]
+  fn answers_for_nothing_in_flight_are_ignored() {
+    let mut rr = RoundRobin::default();
+    rr.add(1);
+    assert!(rr.answered(1, true).is_empty());
+    assert!(rr.answered(7, false).is_empty());
+  }
+}
