@@ -46,10 +46,16 @@ pub fn bind_inet(env: Env, opts: BindInetOptions) -> Result<BoundSocket> {
   })
 }
 
-/// Creates a unix stream socket bound at `path`; listening when `backlog` is given.
+/// Creates a unix stream socket bound at `path`; listening when `backlog` is given; `addMode`
+/// bits are added to the socket file's mode.
 #[napi]
-pub fn bind_unix(env: Env, path: String, backlog: Option<i32>, mode: Option<u32>) -> Result<i32> {
-  let fd = listen::bind_unix(&path, backlog, mode).map_err(|e| js::throw(env.raw(), &e))?;
+pub fn bind_unix(
+  env: Env,
+  path: String,
+  backlog: Option<i32>,
+  add_mode: Option<u32>,
+) -> Result<i32> {
+  let fd = listen::bind_unix(&path, backlog, add_mode).map_err(|e| js::throw(env.raw(), &e))?;
   Ok(fd.into_raw_fd())
 }
 
@@ -59,5 +65,19 @@ pub fn close_fd(fd: i32) {
   if fd >= 0 {
     // SAFETY: JS gives back an fd it received from this addon and no longer uses.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
+  }
+}
+
+/// Duplicates one of the primary's own fds (close-on-exec); a negative errno on failure.
+#[napi]
+pub fn dup_fd(fd: i32) -> i32 {
+  // SAFETY: F_DUPFD_CLOEXEC only reads the fd table; a bad fd is an error, not UB.
+  let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+  if new < 0 {
+    -std::io::Error::last_os_error()
+      .raw_os_error()
+      .unwrap_or(libc::EBADF)
+  } else {
+    new
   }
 }

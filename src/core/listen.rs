@@ -89,8 +89,9 @@ fn bind_one(
   Ok(fd)
 }
 
-/// A unix stream socket bound at `path` (a leading NUL makes it abstract). `mode` is applied
-/// with chmod for `readableAll`/`writableAll`.
+/// A unix stream socket bound at `path` (a leading NUL makes it abstract). `add_mode` bits are
+/// added to the socket file's mode (`readableAll` = 0o444, `writableAll` = 0o222), as libuv's
+/// `uv_pipe_chmod` does.
 pub fn bind_unix(
   path: &str,
   backlog: Option<i32>,
