@@ -13,7 +13,7 @@ use std::rc::{Rc, Weak};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::binding::uv::{self, Poll};
+use crate::binding::uv::{self, Poll, Timer};
 use crate::binding::worker_handle::{send_internal, State as WorkerState, WorkerHandle};
 use crate::core::protocol::{encode_newconn, RUST_SEQ_BASE};
 use crate::core::sched::round_robin::RoundRobin;
@@ -22,6 +22,10 @@ use crate::error::{js, ClusterError};
 
 /// Accepts per loop turn at most this many, then lets the loop run other work.
 const ACCEPTS_PER_TURN: usize = 64;
+/// Back-off for asking workers that refused again (all at maxConnections): from 5 ms,
+/// doubling, at most 500 ms. Node asks again at once, in a busy loop (protocol.md §5.6).
+const RETRY_FIRST_MS: u64 = 5;
+const RETRY_MAX_MS: u64 = 500;
 
 thread_local! {
   static NEXT_SEQ: Cell<u64> = const { Cell::new(RUST_SEQ_BASE) };
@@ -45,6 +49,8 @@ pub struct RrState {
   listener: Option<(Poll<Weak<RefCell<RrState>>>, OwnedFd)>,
   /// A unix socket path this listener bound, unlinked on close (as libuv does for its pipes).
   unlink_on_close: Option<String>,
+  retry: Option<Timer<Weak<RefCell<RrState>>>>,
+  retry_ms: u64,
 }
 
 #[napi]
@@ -74,7 +80,13 @@ pub fn create_round_robin(
     workers: HashMap::new(),
     listener: None,
     unlink_on_close: unlink_path,
+    retry: None,
+    retry_ms: RETRY_FIRST_MS,
   }));
+  // SAFETY: `uv_loop` is this thread's loop.
+  let timer = unsafe { Timer::new(uv_loop, Rc::downgrade(&state)) }
+    .map_err(|e| js::throw(raw_env, &ClusterError::os("uv_timer_init", e)))?;
+  state.borrow_mut().retry = Some(timer);
   // SAFETY: `uv_loop` is this thread's loop.
   let poll = unsafe { Poll::new(uv_loop, listen_fd.as_raw_fd(), Rc::downgrade(&state)) }
     .map_err(|e| js::throw(raw_env, &ClusterError::os("uv_poll_init", e)))?;
@@ -126,6 +138,9 @@ impl RoundRobinHandle {
         let _ = std::fs::remove_file(path);
       }
     }
+    if let Some(timer) = s.retry.take() {
+      timer.close();
+    }
     s.sched = Box::new(RoundRobin::default());
     s.workers.clear();
   }
@@ -143,8 +158,37 @@ fn remove_worker(state: &RrShared, id: WorkerId) -> bool {
 
 /// A worker answered a `newconn` of this handle.
 pub fn answered(state: &RrShared, worker: WorkerId, accepted: bool) {
-  let handoffs = state.borrow_mut().sched.answered(worker, accepted);
+  let handoffs = {
+    let mut s = state.borrow_mut();
+    if accepted {
+      s.retry_ms = RETRY_FIRST_MS;
+    }
+    s.sched.answered(worker, accepted)
+  };
   perform(state, handoffs);
+  schedule_retry(state);
+}
+
+/// Arms the back-off timer when every worker refused and connections wait.
+fn schedule_retry(state: &RrShared) {
+  let mut s = state.borrow_mut();
+  if !s.sched.needs_retry() {
+    return;
+  }
+  let ms = s.retry_ms;
+  s.retry_ms = (ms * 2).min(RETRY_MAX_MS);
+  if let Some(timer) = &s.retry {
+    timer.start(ms, on_retry);
+  }
+}
+
+unsafe extern "C" fn on_retry(handle: *mut c_void) {
+  // SAFETY: registered only on `Timer<Weak<RefCell<RrState>>>` handles.
+  let Some(state) = (unsafe { Timer::<Weak<RefCell<RrState>>>::data(handle) }).upgrade() else {
+    return;
+  };
+  let handoffs = state.borrow_mut().sched.retry();
+  perform(&state, handoffs);
 }
 
 /// Sends each hand-off's connection to its worker. A worker whose channel is gone leaves the

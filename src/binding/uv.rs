@@ -14,14 +14,18 @@ pub const READABLE: c_int = 1;
 pub const WRITABLE: c_int = 2;
 pub const DISCONNECT: c_int = 4;
 const UV_POLL: c_int = 8;
+const UV_TIMER: c_int = 13;
 
 pub type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
+pub type TimerCb = unsafe extern "C" fn(handle: *mut c_void);
 type CloseCb = unsafe extern "C" fn(handle: *mut c_void);
 
 struct Uv {
   handle_size: unsafe extern "C" fn(c_int) -> usize,
   poll_init: unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int,
   poll_start: unsafe extern "C" fn(*mut c_void, c_int, PollCb) -> c_int,
+  timer_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+  timer_start: unsafe extern "C" fn(*mut c_void, TimerCb, u64, u64) -> c_int,
   close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
   uv_ref: unsafe extern "C" fn(*mut c_void),
   uv_unref: unsafe extern "C" fn(*mut c_void),
@@ -56,6 +60,8 @@ fn uv() -> &'static Uv {
       handle_size: load(c"uv_handle_size"),
       poll_init: load(c"uv_poll_init"),
       poll_start: load(c"uv_poll_start"),
+      timer_init: load(c"uv_timer_init"),
+      timer_start: load(c"uv_timer_start"),
       close: load(c"uv_close"),
       uv_ref: load(c"uv_ref"),
       uv_unref: load(c"uv_unref"),
@@ -158,5 +164,63 @@ unsafe extern "C" fn on_close<T>(handle: *mut c_void) {
     let slot = (uv().get_data)(handle) as *mut Slot<T>;
     drop(Box::from_raw(slot));
     libc::free(handle);
+  }
+}
+
+/// A one-shot `uv_timer_t` carrying a `T`; it never keeps the loop alive by itself.
+pub struct Timer<T> {
+  handle: *mut c_void,
+  _marker: std::marker::PhantomData<T>,
+}
+
+impl<T> Timer<T> {
+  /// # Safety
+  /// `uv_loop` must be the loop of the calling thread (from `napi_get_uv_event_loop`).
+  pub unsafe fn new(uv_loop: *mut c_void, data: T) -> io::Result<Self> {
+    let uv = uv();
+    // SAFETY: allocating the size libuv asks for; freed in `on_close`.
+    let handle = unsafe { libc::calloc(1, (uv.handle_size)(UV_TIMER)) };
+    if handle.is_null() {
+      return Err(io::ErrorKind::OutOfMemory.into());
+    }
+    // SAFETY: fresh zeroed memory of the right size, on this thread's loop.
+    let rc = unsafe { (uv.timer_init)(uv_loop, handle) };
+    if rc != 0 {
+      // SAFETY: init failed, so libuv never saw the handle.
+      unsafe { libc::free(handle) };
+      return Err(io::Error::from_raw_os_error(-rc));
+    }
+    let slot = Box::into_raw(Box::new(Slot {
+      data,
+      fd_to_close: None,
+    }));
+    // SAFETY: initialised handle; the slot lives until `on_close`; unref so that a pending
+    // retry never holds the primary open.
+    unsafe {
+      (uv.set_data)(handle, slot.cast());
+      (uv.uv_unref)(handle);
+    }
+    Ok(Timer {
+      handle,
+      _marker: std::marker::PhantomData,
+    })
+  }
+
+  /// Fires `cb` once after `ms` (restarting it if already armed).
+  pub fn start(&self, ms: u64, cb: TimerCb) {
+    // SAFETY: an initialised, not yet closed timer handle.
+    unsafe { (uv().timer_start)(self.handle, cb, ms, 0) };
+  }
+
+  pub fn close(self) {
+    // SAFETY: the handle is initialised; `on_close` frees it and its slot once.
+    unsafe { (uv().close)(self.handle, Some(on_close::<T>)) };
+  }
+
+  /// # Safety
+  /// `handle` must be the handle passed to a callback of a `Timer<T>` with this same `T`.
+  pub unsafe fn data<'a>(handle: *mut c_void) -> &'a T {
+    // SAFETY: per the contract, the data pointer is a live `Slot<T>`.
+    unsafe { &(*((uv().get_data)(handle) as *const Slot<T>)).data }
   }
 }

@@ -30,4 +30,9 @@ pub trait Distributor {
   fn answered(&mut self, worker: WorkerId, accepted: bool) -> Vec<Handoff>;
   /// Connections waiting for a worker.
   fn pending(&self) -> usize;
+  /// True when connections wait only because every worker refused its last one: the binding
+  /// then calls `retry` after a back-off delay instead of asking them again at once.
+  fn needs_retry(&self) -> bool;
+  /// Asks the workers that refused again. Returns the hand-offs.
+  fn retry(&mut self) -> Vec<Handoff>;
 }

@@ -126,6 +126,17 @@ impl Distributor for RoundRobin {
   fn pending(&self) -> usize {
     self.pending.len()
   }
+
+  fn needs_retry(&self) -> bool {
+    !self.pending.is_empty() && self.free.is_empty() && !self.resting.is_empty()
+  }
+
+  fn retry(&mut self) -> Vec<Handoff> {
+    let mut out = Vec::new();
+    self.wake_resting();
+    self.drain_to_free(&mut out);
+    out
+  }
 }
 
 #[cfg(test)]
@@ -176,6 +187,19 @@ mod tests {
     assert_eq!(rr.pending(), 1);
     // A new connection wakes them both: the two waiting connections go out, oldest first.
     assert_eq!(workers(&rr.accepted(conn())), vec![1, 2]);
+    assert_eq!(rr.pending(), 0);
+  }
+
+  #[test]
+  fn a_lone_full_worker_is_retried_only_when_asked() {
+    let mut rr = RoundRobin::default();
+    rr.add(1);
+    rr.accepted(conn());
+    assert!(rr.answered(1, false).is_empty(), "no immediate ping-pong");
+    assert!(rr.needs_retry());
+    assert_eq!(workers(&rr.retry()), vec![1]);
+    assert!(!rr.needs_retry());
+    assert_eq!(workers(&rr.answered(1, true)), Vec::<WorkerId>::new());
     assert_eq!(rr.pending(), 0);
   }
 
