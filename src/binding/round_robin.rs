@@ -7,7 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::{Rc, Weak};
 
 use napi::bindgen_prelude::*;
@@ -15,6 +15,7 @@ use napi_derive::napi;
 
 use crate::binding::uv::{self, Poll, Timer};
 use crate::binding::worker_handle::{send_internal, State as WorkerState, WorkerHandle};
+use crate::core::accept::{self, Accepted, Reserve};
 use crate::core::protocol::{encode_newconn, RUST_SEQ_BASE};
 use crate::core::sched::round_robin::RoundRobin;
 use crate::core::sched::{Distributor, Handoff, WorkerId};
@@ -26,6 +27,8 @@ const ACCEPTS_PER_TURN: usize = 64;
 /// doubling, at most 500 ms. Node asks again at once, in a busy loop (protocol.md §5.6).
 const RETRY_FIRST_MS: u64 = 5;
 const RETRY_MAX_MS: u64 = 500;
+/// How long accepting pauses when the primary is out of fds and cannot even shed.
+const EXHAUSTED_PAUSE_MS: u64 = 100;
 
 thread_local! {
   static NEXT_SEQ: Cell<u64> = const { Cell::new(RUST_SEQ_BASE) };
@@ -51,6 +54,10 @@ pub struct RrState {
   unlink_on_close: Option<String>,
   retry: Option<Timer<Weak<RefCell<RrState>>>>,
   retry_ms: u64,
+  /// The spare fd for shedding connections when the primary runs out of fds.
+  reserve: Reserve,
+  /// Accepting is paused (out of fds); the retry timer resumes it.
+  accept_paused: bool,
 }
 
 #[napi]
@@ -82,6 +89,8 @@ pub fn create_round_robin(
     unlink_on_close: unlink_path,
     retry: None,
     retry_ms: RETRY_FIRST_MS,
+    reserve: Reserve::new(),
+    accept_paused: false,
   }));
   // SAFETY: `uv_loop` is this thread's loop.
   let timer = unsafe { Timer::new(uv_loop, Rc::downgrade(&state)) }
@@ -187,8 +196,18 @@ unsafe extern "C" fn on_retry(handle: *mut c_void) {
   let Some(state) = (unsafe { Timer::<Weak<RefCell<RrState>>>::data(handle) }).upgrade() else {
     return;
   };
-  let handoffs = state.borrow_mut().sched.retry();
+  let handoffs = {
+    let mut s = state.borrow_mut();
+    if s.accept_paused {
+      s.accept_paused = false;
+      if let Some((poll, _)) = &s.listener {
+        let _ = poll.start(uv::READABLE, on_acceptable);
+      }
+    }
+    s.sched.retry()
+  };
   perform(&state, handoffs);
+  schedule_retry(&state);
 }
 
 /// Sends each hand-off's connection to its worker. A worker whose channel is gone leaves the
@@ -208,11 +227,7 @@ fn perform(state: &RrShared, mut handoffs: Vec<Handoff>) {
         return false;
       };
       let seq = next_seq();
-      let ok = send_internal(
-        w,
-        |mode| encode_newconn(mode, &frame_key, seq),
-        conn.as_fd(),
-      );
+      let ok = send_internal(w, |mode| encode_newconn(mode, &frame_key, seq), conn);
       if ok {
         w.borrow_mut().routes.insert(seq, Rc::downgrade(state));
       }
@@ -236,23 +251,24 @@ unsafe extern "C" fn on_acceptable(handle: *mut c_void, _status: c_int, _events:
   };
   for _ in 0..ACCEPTS_PER_TURN {
     let conn = {
-      let s = state.borrow();
+      let mut s = state.borrow_mut();
+      let s = &mut *s;
       let Some((_, fd)) = &s.listener else { return };
-      // SAFETY: accept4 on our listening fd with null address out-pointers.
-      let c = unsafe {
-        libc::accept4(
-          fd.as_raw_fd(),
-          std::ptr::null_mut(),
-          std::ptr::null_mut(),
-          libc::SOCK_CLOEXEC,
-        )
-      };
-      if c < 0 {
-        // EAGAIN: all taken. Other errors (ECONNABORTED, EMFILE, ...) skip, as Node does.
-        return;
+      match accept::accept(fd.as_fd(), &mut s.reserve) {
+        Accepted::Conn(conn) => conn,
+        Accepted::Shed => continue,
+        Accepted::Empty => return,
+        Accepted::Exhausted => {
+          if let Some((poll, _)) = &s.listener {
+            poll.stop();
+          }
+          s.accept_paused = true;
+          if let Some(timer) = &s.retry {
+            timer.start(EXHAUSTED_PAUSE_MS, on_retry);
+          }
+          return;
+        }
       }
-      // SAFETY: accept4 returned a new fd that nobody else owns.
-      unsafe { OwnedFd::from_raw_fd(c) }
     };
     let handoffs = state.borrow_mut().sched.accepted(conn);
     perform(&state, handoffs);

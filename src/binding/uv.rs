@@ -24,6 +24,7 @@ struct Uv {
   handle_size: unsafe extern "C" fn(c_int) -> usize,
   poll_init: unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int,
   poll_start: unsafe extern "C" fn(*mut c_void, c_int, PollCb) -> c_int,
+  poll_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
   timer_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
   timer_start: unsafe extern "C" fn(*mut c_void, TimerCb, u64, u64) -> c_int,
   close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
@@ -60,6 +61,7 @@ fn uv() -> &'static Uv {
       handle_size: load(c"uv_handle_size"),
       poll_init: load(c"uv_poll_init"),
       poll_start: load(c"uv_poll_start"),
+      poll_stop: load(c"uv_poll_stop"),
       timer_init: load(c"uv_timer_init"),
       timer_start: load(c"uv_timer_start"),
       close: load(c"uv_close"),
@@ -121,6 +123,12 @@ impl<T> Poll<T> {
       return Err(io::Error::from_raw_os_error(-rc));
     }
     Ok(())
+  }
+
+  /// Stops watching until the next `start`.
+  pub fn stop(&self) {
+    // SAFETY: `self.handle` is an initialised, not yet closed poll handle.
+    unsafe { (uv().poll_stop)(self.handle) };
   }
 
   /// Whether this handle keeps the loop alive.

@@ -244,7 +244,7 @@ impl WorkerHandle {
 pub fn send_internal(
   worker: &Shared,
   frame: impl FnOnce(Serialization) -> Vec<u8>,
-  fd: BorrowedFd<'_>,
+  fd: Rc<OwnedFd>,
 ) -> bool {
   let mut s = worker.borrow_mut();
   if s.write_error.is_some() {
@@ -332,10 +332,18 @@ impl WorkerHandle {
     let Some(side) = s.channel.as_mut() else {
       return Err(js::throw(env.raw(), &ClusterError::ChannelClosed));
     };
-    // SAFETY: JS passes the fd of a handle it keeps open for the duration of this call;
-    // `Channel::send` duplicates it before returning.
-    let borrowed = (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) });
-    match side.channel.send(bytes, borrowed, id as u64, bypass) {
+    // JS keeps its handle (and may close it any time after this call): the frame gets a copy.
+    let owned = if fd >= 0 {
+      // SAFETY: JS passes the fd of a handle it keeps open for the duration of this call.
+      let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+      match borrowed.try_clone_to_owned() {
+        Ok(f) => Some(Rc::new(f)),
+        Err(e) => return Err(js::throw(env.raw(), &ClusterError::os("dup", e))),
+      }
+    } else {
+      None
+    };
+    match side.channel.send(bytes, owned, id as u64, bypass) {
       Ok(queued) => {
         s.rearm();
         Ok(queued as u32)

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
 
 use crate::core::fdpass;
 use crate::core::framing::{as_handle_reply, Decoder, HandleReply, Serialization};
@@ -123,22 +124,17 @@ impl Channel {
     Ok(batch)
   }
 
-  /// Queues a frame and writes what it can now. `fd` is duplicated: the caller keeps its own.
+  /// Queues a frame and writes what it can now. The fd is shared with the caller, which may
+  /// keep its own reference (nothing is duplicated, so nothing can fail for lack of fds).
   /// Returns the bytes still queued afterwards.
   pub fn send(
     &mut self,
     bytes: Vec<u8>,
-    fd: Option<BorrowedFd<'_>>,
+    fd: Option<Rc<OwnedFd>>,
     id: u64,
     bypass: bool,
   ) -> Result<usize, ClusterError> {
-    let owned = match fd {
-      Some(f) => Some(
-        f.try_clone_to_owned()
-          .map_err(|e| ClusterError::os("dup", e))?,
-      ),
-      None => None,
-    };
+    let owned = fd;
     let was_idle = !self.outbox.has_ready();
     self.outbox.push(OutFrame::new(bytes, owned, id), bypass);
     // When frames were already waiting, the writable callback is armed and keeps order.
@@ -186,7 +182,7 @@ mod tests {
     let (mut ch, mut peer) = pair(Serialization::Json);
     let fd_frame = ch.send(
       b"{\"cmd\":\"NODE_HANDLE\"}\n".to_vec(),
-      Some(peer_fd(&peer)),
+      Some(dup(&peer)),
       7,
       false,
     );
@@ -219,7 +215,7 @@ mod tests {
   #[test]
   fn advanced_replies_are_consumed_too() {
     let (mut ch, mut peer) = pair(Serialization::Advanced);
-    ch.send(vec![0, 0, 0, 0], Some(peer_fd(&peer)), 3, false)
+    ch.send(vec![0, 0, 0, 0], Some(dup(&peer)), 3, false)
       .unwrap();
     peer
       .write_all(&encode_handle_reply(
@@ -232,7 +228,7 @@ mod tests {
     assert!(batch.frames.is_empty());
   }
 
-  fn peer_fd(peer: &UnixStream) -> BorrowedFd<'_> {
-    peer.as_fd()
+  fn dup(peer: &UnixStream) -> Rc<OwnedFd> {
+    Rc::new(peer.as_fd().try_clone_to_owned().unwrap())
   }
 }

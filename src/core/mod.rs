@@ -1,5 +1,6 @@
 //! Linux primitives of the primary, with no Node-API in sight (a CI grep keeps `napi` out).
 
+pub mod accept;
 pub mod channel;
 pub mod exit;
 pub mod fdpass;

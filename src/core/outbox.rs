@@ -10,20 +10,22 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 
 /// One frame waiting to be written.
 pub struct OutFrame {
   bytes: Vec<u8>,
   /// How much of `bytes` the kernel has taken already.
   written: usize,
-  /// The fd to attach to the first byte; our own duplicate, closed once sent.
-  fd: Option<OwnedFd>,
+  /// The fd to attach to the first byte. Shared, not duplicated: a scheduler keeps the same
+  /// connection until the worker accepts it, and duplicating could fail when fds run out.
+  fd: Option<Rc<OwnedFd>>,
   /// The sender's id for completion reports; 0 for frames nobody waits on.
   id: u64,
 }
 
 impl OutFrame {
-  pub fn new(bytes: Vec<u8>, fd: Option<OwnedFd>, id: u64) -> Self {
+  pub fn new(bytes: Vec<u8>, fd: Option<Rc<OwnedFd>>, id: u64) -> Self {
     OutFrame {
       bytes,
       written: 0,
@@ -124,7 +126,7 @@ impl Outbox {
             if done.id != 0 {
               self.last_written_id = self.last_written_id.max(done.id);
             }
-            // `done.fd` drops here: the kernel holds its own reference now.
+            // Our reference to `done.fd` drops here: the kernel holds its own now.
           }
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -155,18 +157,20 @@ mod tests {
   use super::*;
   use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
-  fn fd() -> OwnedFd {
-    socketpair(
-      AddressFamily::Unix,
-      SockType::Stream,
-      None,
-      SockFlag::SOCK_CLOEXEC,
+  fn fd() -> Rc<OwnedFd> {
+    Rc::new(
+      socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+      )
+      .unwrap()
+      .0,
     )
-    .unwrap()
-    .0
   }
 
-  fn frame(s: &str, fd: Option<OwnedFd>, id: u64) -> OutFrame {
+  fn frame(s: &str, fd: Option<Rc<OwnedFd>>, id: u64) -> OutFrame {
     OutFrame::new(s.as_bytes().to_vec(), fd, id)
   }
 

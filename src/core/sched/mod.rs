@@ -6,6 +6,7 @@
 pub mod round_robin;
 
 use std::os::fd::OwnedFd;
+use std::rc::Rc;
 
 /// A worker, as the binding numbers them.
 pub type WorkerId = u32;
@@ -24,8 +25,9 @@ pub trait Distributor {
   fn remove(&mut self, worker: WorkerId) -> (Vec<Handoff>, bool);
   /// The listener accepted a connection. Returns the hand-offs that follow.
   fn accepted(&mut self, conn: OwnedFd) -> Vec<Handoff>;
-  /// The connection in flight to `worker` (to send after a `Handoff` for it); still owned here.
-  fn in_flight(&self, worker: WorkerId) -> Option<&OwnedFd>;
+  /// The connection in flight to `worker` (to send after a `Handoff` for it). The scheduler
+  /// keeps its reference until the worker accepts.
+  fn in_flight(&self, worker: WorkerId) -> Option<Rc<OwnedFd>>;
   /// The worker answered its `newconn`. Returns the hand-offs that follow.
   fn answered(&mut self, worker: WorkerId, accepted: bool) -> Vec<Handoff>;
   /// Connections waiting for a worker.

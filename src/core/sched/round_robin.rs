@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
+use std::rc::Rc;
 
 use super::{Distributor, Handoff, WorkerId};
 
@@ -19,9 +20,9 @@ pub struct RoundRobin {
   /// Workers that refused their last connection; retried after the next event.
   resting: Vec<WorkerId>,
   /// Accepted connections not yet handed out, oldest first.
-  pending: VecDeque<OwnedFd>,
+  pending: VecDeque<Rc<OwnedFd>>,
   /// The connection each worker is deciding about.
-  in_flight: HashMap<WorkerId, OwnedFd>,
+  in_flight: HashMap<WorkerId, Rc<OwnedFd>>,
 }
 
 impl RoundRobin {
@@ -92,15 +93,15 @@ impl Distributor for RoundRobin {
   }
 
   fn accepted(&mut self, conn: OwnedFd) -> Vec<Handoff> {
-    self.pending.push_back(conn);
+    self.pending.push_back(Rc::new(conn));
     self.wake_resting();
     let mut out = Vec::new();
     self.drain_to_free(&mut out);
     out
   }
 
-  fn in_flight(&self, worker: WorkerId) -> Option<&OwnedFd> {
-    self.in_flight.get(&worker)
+  fn in_flight(&self, worker: WorkerId) -> Option<Rc<OwnedFd>> {
+    self.in_flight.get(&worker).cloned()
   }
 
   fn answered(&mut self, worker: WorkerId, accepted: bool) -> Vec<Handoff> {
