@@ -179,7 +179,7 @@ class SharedListener extends Listener {
     if (atLeastZero(m.fd)) return dupOf(m.fd);
     if (atLeastZero(m.port)) {
       return binding.bindInet({
-        address: m.address ?? null,
+        address: m.address ?? undefined, // napi-rs object fields take undefined, not null
         port: m.port,
         datagram: false,
         ipv6Only: Boolean(m.flags & UV_TCP_IPV6ONLY),

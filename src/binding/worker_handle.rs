@@ -40,8 +40,9 @@ pub struct SpawnWorkerOptions {
   pub args: Vec<String>,
   pub env: Vec<String>,
   pub cwd: Option<String>,
-  pub uid: Option<u32>,
-  pub gid: Option<u32>,
+  /// int32, as Node validates them; passed to setuid/setgid as the bit pattern.
+  pub uid: Option<i32>,
+  pub gid: Option<i32>,
   pub stdio: Vec<Either<String, i32>>,
   pub serialization: String,
   pub max_frame_bytes: Option<f64>,
@@ -172,8 +173,8 @@ pub fn spawn_worker(
     args: options.args,
     env: options.env,
     cwd: options.cwd,
-    uid: options.uid,
-    gid: options.gid,
+    uid: options.uid.map(|u| u as u32),
+    gid: options.gid.map(|g| g as u32),
     stdio: parse_stdio(options.stdio)?,
   };
   let raw_env = env.raw();

@@ -4,10 +4,9 @@
 //! array, with close-on-exec cleared on those alone. Node marks fds 0–2 close-on-exec at
 //! start-up, so even "inherit" needs an explicit dup2 (toolchain.md).
 
-use std::ffi::OsStr;
+use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -111,18 +110,10 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Spawned, ClusterError> {
   let mut cmd = Command::new(&opts.file);
   cmd.arg0(opts.args.first().map(String::as_str).unwrap_or(&opts.file));
   cmd.args(opts.args.iter().skip(1));
-  cmd.env_clear();
-  for entry in &opts.env {
-    let bytes = entry.as_bytes();
-    // Split at the first '=' after the first byte, as libc's getenv reads it.
-    let eq = bytes.iter().skip(1).position(|&b| b == b'=').map(|p| p + 1);
-    if let Some(eq) = eq {
-      cmd.env(
-        OsStr::from_bytes(&bytes[..eq]),
-        OsStr::from_bytes(&bytes[eq + 1..]),
-      );
-    }
-  }
+  // std's Command keeps the environment in a sorted map; Node keeps insertion order (parent
+  // env, fork env, NODE_UNIQUE_ID, the channel variables last), so the child execs itself
+  // from `pre_exec` with the order we were given (see `Exec`).
+  let exec = Exec::new(&opts.file, &opts.args, &opts.env)?;
   if let Some(cwd) = &opts.cwd {
     cmd.current_dir(cwd);
   }
@@ -141,7 +132,10 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Spawned, ClusterError> {
   // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
   // functions (fcntl, dup2, signal, sigprocmask) on data captured by value: no allocation, no locks.
   unsafe {
-    cmd.pre_exec(move || child_setup(&mapping, floor));
+    cmd.pre_exec(move || {
+      child_setup(&mapping, floor)?;
+      Err(exec.run())
+    });
   }
   let child = cmd.spawn().map_err(|e| ClusterError::os("spawn", e))?;
   drop(keep);
@@ -167,6 +161,80 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Spawned, ClusterError> {
 fn is_open(fd: RawFd) -> bool {
   // SAFETY: F_GETFD only queries the fd table.
   unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// argv and envp as C arrays, built before fork so that the child only calls `execvpe`.
+struct Exec {
+  file: CString,
+  _strings: Vec<CString>,
+  argv: Vec<*const libc::c_char>,
+  envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into `_strings`, which `Exec` owns and never mutates; the child
+// reads them after fork, where only one thread exists.
+unsafe impl Send for Exec {}
+// SAFETY: as above; shared access is read-only.
+unsafe impl Sync for Exec {}
+
+impl Exec {
+  fn new(file: &str, args: &[String], env: &[String]) -> Result<Exec, ClusterError> {
+    let nul =
+      |_| ClusterError::InvalidArg("arguments and environment must not contain NUL bytes".into());
+    let file = CString::new(file).map_err(nul)?;
+    let argv: Vec<CString> = args
+      .iter()
+      .map(|a| CString::new(a.as_str()))
+      .collect::<Result<_, _>>()
+      .map_err(nul)?;
+    let envp: Vec<CString> = dedupe_env(env)
+      .into_iter()
+      .map(CString::new)
+      .collect::<Result<_, _>>()
+      .map_err(nul)?;
+    let ptrs = |v: &[CString]| {
+      v.iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+    };
+    let (argv_ptrs, envp_ptrs) = (ptrs(&argv), ptrs(&envp));
+    let mut strings = argv;
+    strings.extend(envp);
+    Ok(Exec {
+      file,
+      _strings: strings,
+      argv: argv_ptrs,
+      envp: envp_ptrs,
+    })
+  }
+
+  /// Replaces the process image; returns only on failure.
+  fn run(&self) -> std::io::Error {
+    // SAFETY: NUL-terminated strings and null-terminated arrays, all alive in `self`.
+    unsafe { libc::execvpe(self.file.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+    std::io::Error::last_os_error()
+  }
+}
+
+/// One entry per key, at the key's first position with its last value (how a JS object that
+/// is assigned to keeps its key order), skipping entries without a `=` after the first byte.
+fn dedupe_env(env: &[String]) -> Vec<String> {
+  let key = |e: &str| {
+    e.bytes()
+      .skip(1)
+      .position(|b| b == b'=')
+      .map(|p| e[..p + 1].to_string())
+  };
+  let mut order: Vec<String> = Vec::new();
+  let mut values: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+  for entry in env {
+    let Some(k) = key(entry) else { continue };
+    if values.insert(k.clone(), entry).is_none() {
+      order.push(k);
+    }
+  }
+  order.iter().map(|k| values[k].to_string()).collect()
 }
 
 /// Runs in the child between fork and exec (async-signal-safe only).
@@ -289,6 +357,32 @@ mod tests {
         "the primary's end {inode} leaked: {out}"
       );
     }
+  }
+
+  #[test]
+  fn the_environment_keeps_its_order_with_one_copy_per_key() {
+    // The shell's own environ as exec'd (a shell re-orders what it passes on).
+    let (out, _, _) = run(
+      "tr '\\0' '\\n' < /proc/$$/environ",
+      &["Z=1", "A=2", "M=3", "A=4", "NODE_UNIQUE_ID=1"],
+      vec![
+        StdioSlot::Ignore,
+        StdioSlot::Pipe,
+        StdioSlot::Inherit,
+        StdioSlot::Ipc,
+      ],
+    );
+    let keys: Vec<&str> = out
+      .lines()
+      .filter_map(|l| l.split('=').next())
+      .filter(|k| k.len() > 1 || "ZAM".contains(k))
+      .collect();
+    let ours: Vec<&str> = keys
+      .into_iter()
+      .filter(|k| ["Z", "A", "M", "NODE_UNIQUE_ID"].contains(k))
+      .collect();
+    assert_eq!(ours, vec!["Z", "A", "M", "NODE_UNIQUE_ID"]);
+    assert!(out.contains("A=4\n"));
   }
 
   #[test]

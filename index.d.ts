@@ -1,0 +1,190 @@
+// Typings for cluster-rs: the primary side of Node's `cluster` API (Node 18 surface).
+// The package exports Node's own cluster object (with our primary installed on Linux), so
+// these types mirror `node:cluster` and add the few things cluster-rs adds.
+
+/// <reference types="node" />
+
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import * as dgram from 'node:dgram';
+import { Readable, Writable } from 'node:stream';
+
+declare namespace clusterRs {
+  type Serialization = 'json' | 'advanced';
+  type StdioEntry =
+    | 'pipe'
+    | 'overlapped'
+    | 'ignore'
+    | 'inherit'
+    | 'ipc'
+    | number
+    | null
+    | undefined
+    | Readable
+    | Writable;
+
+  interface ClusterSettings {
+    /** Arguments after the script path. Default: `process.argv.slice(2)`. */
+    args?: string[];
+    /** The worker script. Default: `process.argv[1]`. */
+    exec?: string;
+    /** Node options for the worker. Default: `process.execArgv`. */
+    execArgv?: string[];
+    /** Pipe the worker's stdio to `worker.process.stdout/stderr`. Default: `false`. */
+    silent?: boolean;
+    /** stdio layout; must contain exactly one `'ipc'` when given as an array. */
+    stdio?: StdioEntry[] | 'pipe' | 'overlapped' | 'ignore' | 'inherit';
+    /** Working directory of the worker. Default: the primary's. */
+    cwd?: string;
+    /** User and group ids of the worker (int32). */
+    uid?: number;
+    gid?: number;
+    /** Inspector port of the worker, or a function called once per fork. */
+    inspectPort?: number | (() => number);
+    /** IPC message format. Default: `'json'`. */
+    serialization?: Serialization;
+    /** Windows only; no effect on Linux. */
+    windowsHide?: boolean;
+  }
+
+  interface Address {
+    addressType: 4 | 6 | -1 | 'udp4' | 'udp6' | null;
+    address: string | null;
+    port: number | null;
+    fd: number | undefined;
+  }
+
+  type SendHandle = net.Socket | net.Server | dgram.Socket | object;
+
+  interface MessageOptions {
+    /** Keep a sent `net.Socket` open in this process. */
+    keepOpen?: boolean;
+  }
+
+  /** `worker.process`: a ChildProcess-like view of the worker. */
+  interface WorkerProcess extends EventEmitter {
+    readonly pid: number | undefined;
+    readonly exitCode: number | null;
+    readonly signalCode: NodeJS.Signals | null;
+    readonly killed: boolean;
+    readonly connected: boolean;
+    readonly spawnfile: string;
+    readonly spawnargs: string[];
+    readonly stdin: net.Socket | null;
+    readonly stdout: net.Socket | null;
+    readonly stderr: net.Socket | null;
+    readonly stdio: Array<net.Socket | null>;
+    /** The IPC channel while connected; ref()/unref() decide whether it keeps the loop alive. */
+    readonly channel: { ref(): void; unref(): void } | null;
+    kill(signal?: NodeJS.Signals | number): boolean;
+    send(message: unknown, callback?: (error: Error | null) => void): boolean;
+    send(message: unknown, sendHandle?: SendHandle, callback?: (error: Error | null) => void): boolean;
+    send(
+      message: unknown,
+      sendHandle?: SendHandle,
+      options?: MessageOptions,
+      callback?: (error: Error | null) => void,
+    ): boolean;
+    disconnect(): void;
+    ref(): void;
+    unref(): void;
+
+    on(event: 'spawn', listener: () => void): this;
+    on(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
+    on(event: 'close', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
+    on(event: 'disconnect', listener: () => void): this;
+    on(event: 'error', listener: (error: Error) => void): this;
+    on(event: 'message', listener: (message: any, handle: SendHandle | undefined) => void): this;
+    on(event: 'internalMessage', listener: (message: any, handle: SendHandle | undefined) => void): this;
+    on(event: string | symbol, listener: (...args: any[]) => void): this;
+  }
+
+  interface WorkerOptions {
+    id?: number;
+    state?: string;
+    process?: WorkerProcess;
+  }
+
+  class Worker extends EventEmitter {
+    constructor(options?: WorkerOptions);
+    /** The worker's id (1, 2, ...; 0 for a Worker built by hand). */
+    id: number;
+    /** `'none' | 'online' | 'listening' | 'disconnected' | 'dead'`. */
+    state: string;
+    process: WorkerProcess;
+    /** `undefined` until a disconnect is asked for or the worker disconnects/exits. */
+    exitedAfterDisconnect: boolean | undefined;
+    send(message: unknown, callback?: (error: Error | null) => void): boolean;
+    send(message: unknown, sendHandle?: SendHandle, callback?: (error: Error | null) => void): boolean;
+    send(
+      message: unknown,
+      sendHandle?: SendHandle,
+      options?: MessageOptions,
+      callback?: (error: Error | null) => void,
+    ): boolean;
+    /** Sends a signal only (default `'SIGTERM'`); does not set `exitedAfterDisconnect`. */
+    kill(signal?: NodeJS.Signals | number): void;
+    destroy(signal?: NodeJS.Signals | number): void;
+    /** Asks the worker to close its servers and disconnect; returns the worker. */
+    disconnect(): this;
+    isConnected(): boolean;
+    isDead(): boolean;
+
+    on(event: 'disconnect', listener: () => void): this;
+    on(event: 'error', listener: (error: Error) => void): this;
+    on(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
+    on(event: 'listening', listener: (address: Address) => void): this;
+    on(event: 'message', listener: (message: any, handle: SendHandle | undefined) => void): this;
+    on(event: 'online', listener: () => void): this;
+    on(event: string | symbol, listener: (...args: any[]) => void): this;
+  }
+
+  interface Cluster extends EventEmitter {
+    readonly isPrimary: boolean;
+    /** @deprecated use isPrimary */
+    readonly isMaster: boolean;
+    readonly isWorker: boolean;
+    /** The current worker, in a worker process. */
+    readonly worker?: Worker;
+    /** Live workers by id (primary only). */
+    readonly workers: Record<number, Worker | undefined>;
+    /** `{}` until the first setupPrimary()/fork(). */
+    settings: ClusterSettings;
+    /** SCHED_RR or SCHED_NONE; assignable until the first setupPrimary()/fork(). */
+    schedulingPolicy: number;
+    readonly SCHED_NONE: 1;
+    readonly SCHED_RR: 2;
+    Worker: typeof Worker;
+    fork(env?: NodeJS.Dict<unknown>): Worker;
+    setupPrimary(settings?: ClusterSettings): void;
+    /** @deprecated use setupPrimary */
+    setupMaster(settings?: ClusterSettings): void;
+    /**
+     * Disconnects every worker. `callback` runs once all of them have disconnected and
+     * exited (as documented; the built-in calls it when the first one finishes).
+     */
+    disconnect(callback?: () => void): void;
+    /** Present when cluster-rs's primary is installed (Linux primaries). */
+    readonly clusterRs?: { readonly version: string };
+
+    on(event: 'disconnect', listener: (worker: Worker) => void): this;
+    on(event: 'exit', listener: (worker: Worker, code: number | null, signal: NodeJS.Signals | null) => void): this;
+    on(event: 'fork', listener: (worker: Worker) => void): this;
+    on(event: 'listening', listener: (worker: Worker, address: Address) => void): this;
+    on(event: 'message', listener: (worker: Worker, message: any, handle: SendHandle | undefined) => void): this;
+    on(event: 'online', listener: (worker: Worker) => void): this;
+    on(event: 'setup', listener: (settings: ClusterSettings) => void): this;
+    on(event: string | symbol, listener: (...args: any[]) => void): this;
+    once(event: 'disconnect', listener: (worker: Worker) => void): this;
+    once(event: 'exit', listener: (worker: Worker, code: number | null, signal: NodeJS.Signals | null) => void): this;
+    once(event: 'fork', listener: (worker: Worker) => void): this;
+    once(event: 'listening', listener: (worker: Worker, address: Address) => void): this;
+    once(event: 'message', listener: (worker: Worker, message: any, handle: SendHandle | undefined) => void): this;
+    once(event: 'online', listener: (worker: Worker) => void): this;
+    once(event: 'setup', listener: (settings: ClusterSettings) => void): this;
+    once(event: string | symbol, listener: (...args: any[]) => void): this;
+  }
+}
+
+declare const cluster: clusterRs.Cluster;
+export = cluster;
