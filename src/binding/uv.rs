@@ -79,6 +79,45 @@ struct Slot<T> {
   fd_to_close: Option<OwnedFd>,
 }
 
+/// Allocates a handle of `kind`, initialises it with `init`, and attaches `data`.
+///
+/// # Safety
+/// `init` must be the libuv init function for `kind`, called on the current thread's loop.
+unsafe fn new_handle<T>(
+  kind: c_int,
+  init: impl FnOnce(*mut c_void) -> c_int,
+  data: T,
+) -> io::Result<*mut c_void> {
+  let uv = uv();
+  // SAFETY: allocating the size libuv asks for; freed in `on_close`.
+  let handle = unsafe { libc::calloc(1, (uv.handle_size)(kind)) };
+  if handle.is_null() {
+    return Err(io::ErrorKind::OutOfMemory.into());
+  }
+  let rc = init(handle);
+  if rc != 0 {
+    // SAFETY: init failed, so libuv never saw the handle: it is ours to free.
+    unsafe { libc::free(handle) };
+    return Err(io::Error::from_raw_os_error(-rc));
+  }
+  let slot = Box::into_raw(Box::new(Slot {
+    data,
+    fd_to_close: None,
+  }));
+  // SAFETY: the handle is initialised; the data pointer stays valid until `on_close`.
+  unsafe { (uv.set_data)(handle, slot.cast()) };
+  Ok(handle)
+}
+
+/// The `T` attached to `handle` by `new_handle`.
+///
+/// # Safety
+/// `handle` must come from `new_handle::<T>` with this same `T` and not be closed yet.
+unsafe fn data_of<'a, T>(handle: *mut c_void) -> &'a T {
+  // SAFETY: per the contract, the data pointer is a live `Slot<T>`.
+  unsafe { &(*((uv().get_data)(handle) as *const Slot<T>)).data }
+}
+
 /// A `uv_poll_t` watching one fd, carrying a `T` that its callback can reach.
 /// Dropping a `Poll` without `close` would leak it; `close` is the only way out.
 pub struct Poll<T> {
@@ -90,25 +129,10 @@ impl<T> Poll<T> {
   /// # Safety
   /// `uv_loop` must be the loop of the calling thread (from `napi_get_uv_event_loop`).
   pub unsafe fn new(uv_loop: *mut c_void, fd: RawFd, data: T) -> io::Result<Self> {
-    let uv = uv();
-    // SAFETY: allocating the size libuv asks for; freed in `on_close`.
-    let handle = unsafe { libc::calloc(1, (uv.handle_size)(UV_POLL)) };
-    if handle.is_null() {
-      return Err(io::ErrorKind::OutOfMemory.into());
-    }
     // SAFETY: fresh zeroed memory of the right size, on this thread's loop.
-    let rc = unsafe { (uv.poll_init)(uv_loop, handle, fd) };
-    if rc != 0 {
-      // SAFETY: init failed, so libuv never saw the handle: it is ours to free.
-      unsafe { libc::free(handle) };
-      return Err(io::Error::from_raw_os_error(-rc));
-    }
-    let slot = Box::into_raw(Box::new(Slot {
-      data,
-      fd_to_close: None,
-    }));
-    // SAFETY: the handle is initialised; the data pointer stays valid until `on_close`.
-    unsafe { (uv.set_data)(handle, slot.cast()) };
+    let init = |h| unsafe { (uv().poll_init)(uv_loop, h, fd) };
+    // SAFETY: `init` is uv_poll_init for a UV_POLL handle.
+    let handle = unsafe { new_handle(UV_POLL, init, data)? };
     Ok(Poll {
       handle,
       _marker: std::marker::PhantomData,
@@ -160,8 +184,8 @@ impl<T> Poll<T> {
   /// # Safety
   /// `handle` must be the handle passed to a callback of a `Poll<T>` with this same `T`.
   pub unsafe fn data<'a>(handle: *mut c_void) -> &'a T {
-    // SAFETY: per the contract, the data pointer is a live `Slot<T>`.
-    unsafe { &(*((uv().get_data)(handle) as *const Slot<T>)).data }
+    // SAFETY: the same contract as `data_of`.
+    unsafe { data_of(handle) }
   }
 }
 
@@ -185,29 +209,12 @@ impl<T> Timer<T> {
   /// # Safety
   /// `uv_loop` must be the loop of the calling thread (from `napi_get_uv_event_loop`).
   pub unsafe fn new(uv_loop: *mut c_void, data: T) -> io::Result<Self> {
-    let uv = uv();
-    // SAFETY: allocating the size libuv asks for; freed in `on_close`.
-    let handle = unsafe { libc::calloc(1, (uv.handle_size)(UV_TIMER)) };
-    if handle.is_null() {
-      return Err(io::ErrorKind::OutOfMemory.into());
-    }
     // SAFETY: fresh zeroed memory of the right size, on this thread's loop.
-    let rc = unsafe { (uv.timer_init)(uv_loop, handle) };
-    if rc != 0 {
-      // SAFETY: init failed, so libuv never saw the handle.
-      unsafe { libc::free(handle) };
-      return Err(io::Error::from_raw_os_error(-rc));
-    }
-    let slot = Box::into_raw(Box::new(Slot {
-      data,
-      fd_to_close: None,
-    }));
-    // SAFETY: initialised handle; the slot lives until `on_close`; unref so that a pending
-    // retry never holds the primary open.
-    unsafe {
-      (uv.set_data)(handle, slot.cast());
-      (uv.uv_unref)(handle);
-    }
+    let init = |h| unsafe { (uv().timer_init)(uv_loop, h) };
+    // SAFETY: `init` is uv_timer_init for a UV_TIMER handle.
+    let handle = unsafe { new_handle(UV_TIMER, init, data)? };
+    // SAFETY: initialised handle: unref so that a pending retry never holds the primary open.
+    unsafe { (uv().uv_unref)(handle) };
     Ok(Timer {
       handle,
       _marker: std::marker::PhantomData,
@@ -228,7 +235,7 @@ impl<T> Timer<T> {
   /// # Safety
   /// `handle` must be the handle passed to a callback of a `Timer<T>` with this same `T`.
   pub unsafe fn data<'a>(handle: *mut c_void) -> &'a T {
-    // SAFETY: per the contract, the data pointer is a live `Slot<T>`.
-    unsafe { &(*((uv().get_data)(handle) as *const Slot<T>)).data }
+    // SAFETY: the same contract as `data_of`.
+    unsafe { data_of(handle) }
   }
 }
