@@ -58,7 +58,7 @@ function parseArgs(argv) {
       return argv[++i];
     };
     if (flag === '--builtin') opts.builtin = true;
-    else if (flag === '--node') opts.node = value();
+    else if (flag === '--node') opts.node = ((v) => (v.includes('/') ? path.resolve(v) : v))(value()); // tests run with cwd = the tree
     else if (flag === '--filter') opts.filter = value();
     else if (flag === '-j' || flag === '--jobs') opts.jobs = Number(value());
     else if (/^-j\d+$/.test(flag)) opts.jobs = Number(flag.slice(2));
