@@ -152,6 +152,7 @@ impl RoundRobinHandle {
     }
     s.sched = Box::new(RoundRobin::default());
     s.workers.clear();
+    s.reserve.release();
   }
 }
 

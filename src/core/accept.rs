@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 pub enum Accepted {
-  /// A new connection, close-on-exec.
+  /// A new connection, close-on-exec and non-blocking.
   Conn(OwnedFd),
   /// Nothing (more) to accept now.
   Empty,
@@ -27,6 +27,12 @@ impl Reserve {
   pub fn new() -> Self {
     Reserve(File::open("/dev/null").ok())
   }
+
+  /// Gives the spare fd back for good (the listener closed). Not left to the owner's drop:
+  /// that waits for the JavaScript object's garbage collection, and fds pile up meanwhile.
+  pub fn release(&mut self) {
+    self.0 = None;
+  }
 }
 
 impl Default for Reserve {
@@ -43,7 +49,9 @@ fn accept4(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         listener.as_raw_fd(),
         std::ptr::null_mut(),
         std::ptr::null_mut(),
-        libc::SOCK_CLOEXEC,
+        // Non-blocking, as libuv accepts: the worker's libuv adopts the fd as it is, and a
+        // blocking connection stalls its whole loop on the first write the peer does not read.
+        libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
       )
     };
     if c >= 0 {
@@ -87,7 +95,7 @@ mod tests {
   use std::os::fd::AsFd;
 
   #[test]
-  fn connections_are_accepted_cloexec_and_an_empty_queue_is_empty() {
+  fn connections_are_accepted_cloexec_nonblocking_and_an_empty_queue_is_empty() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.set_nonblocking(true).unwrap();
     let mut reserve = Reserve::new();
@@ -98,6 +106,12 @@ mod tests {
       Accepted::Conn(fd) => {
         let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
         assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        let status = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        assert_ne!(
+          status & libc::O_NONBLOCK,
+          0,
+          "workers get non-blocking connections"
+        );
       }
       _ => panic!("expected a connection"),
     }

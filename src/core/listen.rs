@@ -1,6 +1,8 @@
 //! Creating the sockets the primary shares with workers (protocol.md §5.1, §6): bound TCP and
-//! UDP sockets, and unix stream sockets, each close-on-exec. TCP gets `SO_REUSEADDR`, as libuv
-//! gives every TCP server; with no address, `::` dual-stack is tried before `0.0.0.0`.
+//! UDP sockets, and unix stream sockets, each close-on-exec and non-blocking (as libuv makes
+//! them: a worker adopts a shared socket's file status as it is, and a blocking listener leaves
+//! every worker but the first blocked in `accept` after each wake-up). TCP gets `SO_REUSEADDR`,
+//! as libuv gives every TCP server; with no address, `::` dual-stack is tried before `0.0.0.0`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -12,6 +14,8 @@ use nix::sys::socket::{
 };
 
 use crate::error::ClusterError;
+
+const SOCK_FLAGS: SockFlag = SockFlag::SOCK_CLOEXEC.union(SockFlag::SOCK_NONBLOCK);
 
 fn os(syscall: &'static str, e: Errno) -> ClusterError {
   ClusterError::os(syscall, e.into())
@@ -75,7 +79,7 @@ fn bind_one(
   } else {
     SockType::Stream
   };
-  let fd = socket(family, ty, SockFlag::SOCK_CLOEXEC, None).map_err(|e| os("socket", e))?;
+  let fd = socket(family, ty, SOCK_FLAGS, None).map_err(|e| os("socket", e))?;
   if !datagram || reuse_addr {
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| os("setsockopt", e))?;
   }
@@ -97,13 +101,8 @@ pub fn bind_unix(
   backlog: Option<i32>,
   mode: Option<u32>,
 ) -> Result<OwnedFd, ClusterError> {
-  let fd = socket(
-    AddressFamily::Unix,
-    SockType::Stream,
-    SockFlag::SOCK_CLOEXEC,
-    None,
-  )
-  .map_err(|e| os("socket", e))?;
+  let fd =
+    socket(AddressFamily::Unix, SockType::Stream, SOCK_FLAGS, None).map_err(|e| os("socket", e))?;
   let addr = match path.strip_prefix('\0') {
     Some(name) => UnixAddr::new_abstract(name.as_bytes()),
     None => UnixAddr::new(path),
@@ -146,6 +145,18 @@ mod tests {
     let err = bind_inet(Some("127.0.0.1"), port, false, false, true, Some(16)).unwrap_err();
     assert_eq!(err.code(), "EADDRINUSE");
     assert_eq!(err.errno(), Some(-libc::EADDRINUSE));
+  }
+
+  #[test]
+  fn sockets_are_nonblocking_and_cloexec() {
+    let tcp = bind_inet(Some("127.0.0.1"), 0, false, false, true, None).unwrap();
+    let udp = bind_inet(Some("127.0.0.1"), 0, true, false, false, None).unwrap();
+    for fd in [&tcp, &udp] {
+      let status = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+      assert_ne!(status & libc::O_NONBLOCK, 0);
+      let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+      assert_ne!(flags & libc::FD_CLOEXEC, 0);
+    }
   }
 
   #[test]
