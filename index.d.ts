@@ -43,8 +43,103 @@ declare namespace clusterRs {
     inspectPort?: number | (() => number);
     /** IPC message format. Default: `'json'`. */
     serialization?: Serialization;
+    /**
+     * cluster-rs: user `send()`s to a worker fail (`ERR_IPC_QUEUE_FULL`, through the callback or
+     * an `'error'` on the worker) instead of queueing more than this many bytes for it.
+     * Default: unbounded, as the built-in.
+     */
+    maxQueuedBytes?: number;
+    /**
+     * cluster-rs: a larger message from a worker closes its channel (`'error'` with
+     * `ERR_IPC_FRAME_TOO_LARGE` on the worker). Default: 1 GiB.
+     */
+    maxFrameBytes?: number;
     /** Windows only; no effect on Linux. */
     windowsHide?: boolean;
+    /**
+     * cluster-rs: restart workers that exit on their own (not through disconnect()/kill()),
+     * with exponential backoff and a crash-loop cutoff (the 'crashloop' event). Default: off.
+     */
+    respawn?: boolean | RespawnOptions;
+  }
+
+  interface RespawnOptions {
+    /** Restarts allowed within `windowMs` before the lineage is given up. Default 10. */
+    maxRestarts?: number;
+    /** The window for `maxRestarts`, ms. Default 60000. */
+    windowMs?: number;
+    /** Delay before the first restart, ms; doubled for each further restart in the window. Default 100. */
+    backoffMs?: number;
+    /** The longest delay, ms. Default 30000. */
+    maxBackoffMs?: number;
+  }
+
+  interface RespawnInfo {
+    /** Restarts of this worker's lineage so far (this one included). */
+    restarts: number;
+    delayMs: number;
+    exitCode: number | null;
+    signalCode: NodeJS.Signals | null;
+  }
+
+  interface CrashLoopInfo {
+    restarts: number;
+    maxRestarts: number;
+    windowMs: number;
+    exitCode: number | null;
+    signalCode: NodeJS.Signals | null;
+  }
+
+  interface ReloadOptions {
+    /** How long an old worker may take to exit after disconnect() before SIGKILL, ms. Default 10000. */
+    timeout?: number;
+    /** How long a replacement may take to listen (or come online), ms. Default 30000. */
+    readyTimeout?: number;
+  }
+
+  interface ReloadResult {
+    /** Worker ids, old and new, in the order they were replaced. */
+    replaced: Array<{ old: number; new: number }>;
+  }
+
+  interface ShutdownOptions {
+    /** How long workers may take to exit after disconnect() before SIGKILL, ms (Infinity: wait). Default 10000. */
+    timeout?: number;
+  }
+
+  interface ShutdownResult {
+    workers: number;
+    killed: number;
+  }
+
+  interface WorkerStats {
+    id: number;
+    pid: number | null;
+    state: string;
+    uptimeMs: number;
+    /** Connections the primary handed to the worker (round-robin, least-conn, sticky, reuseport drains). */
+    connections: number;
+    messagesIn: number;
+    messagesOut: number;
+    restarts: number;
+    /** Resident memory, bytes; null once exited. */
+    rss: number | null;
+    /** CPU time, microseconds; null once exited. */
+    cpu: { user: number; system: number } | null;
+  }
+
+  interface ClusterStats {
+    policy: 'rr' | 'none' | 'reuseport' | 'least-conn' | 'sticky' | null;
+    uptimeMs: number;
+    workers: WorkerStats[];
+    totals: {
+      workers: number;
+      connections: number;
+      messagesIn: number;
+      messagesOut: number;
+      restarts: number;
+      rss: number;
+    };
   }
 
   interface Address {
@@ -129,6 +224,8 @@ declare namespace clusterRs {
     disconnect(): this;
     isConnected(): boolean;
     isDead(): boolean;
+    /** cluster-rs: this worker's figures (primary only). */
+    stats(): WorkerStats;
 
     on(event: 'disconnect', listener: () => void): this;
     on(event: 'error', listener: (error: Error) => void): this;
@@ -150,10 +247,16 @@ declare namespace clusterRs {
     readonly workers: Record<number, Worker | undefined>;
     /** `{}` until the first setupPrimary()/fork(). */
     settings: ClusterSettings;
-    /** SCHED_RR or SCHED_NONE; assignable until the first setupPrimary()/fork(). */
+    /** A SCHED_* constant; assignable until the first setupPrimary()/fork(). */
     schedulingPolicy: number;
     readonly SCHED_NONE: 1;
     readonly SCHED_RR: 2;
+    /** cluster-rs: one SO_REUSEPORT socket per worker (TCP and UDP); the kernel balances. */
+    readonly SCHED_REUSEPORT: 101;
+    /** cluster-rs: the idle worker with the fewest open connections. */
+    readonly SCHED_LEAST_CONN: 102;
+    /** cluster-rs: a client IP always reaches the same worker while it lives. */
+    readonly SCHED_STICKY: 103;
     Worker: typeof Worker;
     fork(env?: NodeJS.Dict<unknown>): Worker;
     setupPrimary(settings?: ClusterSettings): void;
@@ -164,6 +267,12 @@ declare namespace clusterRs {
      * exited (as documented; the built-in calls it when the first one finishes).
      */
     disconnect(callback?: () => void): void;
+    /** cluster-rs: replaces the workers one at a time; rejects with ERR_CLUSTER_RELOAD_FAILED. */
+    reload(options?: ReloadOptions): Promise<ReloadResult>;
+    /** cluster-rs: disconnects every worker, kills what is left at `timeout`, resolves when all exited. */
+    shutdown(options?: ShutdownOptions): Promise<ShutdownResult>;
+    /** cluster-rs: per-worker and total figures. */
+    stats(): ClusterStats;
     /** Present when cluster-rs's primary is installed (Linux primaries). */
     readonly clusterRs?: { readonly version: string };
 
@@ -174,6 +283,10 @@ declare namespace clusterRs {
     on(event: 'message', listener: (worker: Worker, message: any, handle: SendHandle | undefined) => void): this;
     on(event: 'online', listener: (worker: Worker) => void): this;
     on(event: 'setup', listener: (settings: ClusterSettings) => void): this;
+    /** cluster-rs: a crashed worker was restarted (after 'fork' of the new one). */
+    on(event: 'respawn', listener: (worker: Worker, previous: Worker, info: RespawnInfo) => void): this;
+    /** cluster-rs: a worker crashed too often within the window and is not restarted. */
+    on(event: 'crashloop', listener: (worker: Worker, info: CrashLoopInfo) => void): this;
     on(event: string | symbol, listener: (...args: any[]) => void): this;
     once(event: 'disconnect', listener: (worker: Worker) => void): this;
     once(event: 'exit', listener: (worker: Worker, code: number | null, signal: NodeJS.Signals | null) => void): this;
@@ -182,6 +295,8 @@ declare namespace clusterRs {
     once(event: 'message', listener: (worker: Worker, message: any, handle: SendHandle | undefined) => void): this;
     once(event: 'online', listener: (worker: Worker) => void): this;
     once(event: 'setup', listener: (settings: ClusterSettings) => void): this;
+    once(event: 'respawn', listener: (worker: Worker, previous: Worker, info: RespawnInfo) => void): this;
+    once(event: 'crashloop', listener: (worker: Worker, info: CrashLoopInfo) => void): this;
     once(event: string | symbol, listener: (...args: any[]) => void): this;
   }
 }

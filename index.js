@@ -39,6 +39,11 @@ if (cluster.isWorker) {
     process.emitWarning(`cluster-rs supports Linux only; using the built-in node:cluster on ${process.platform}`,
                         'ClusterRsWarning');
   }
+  // cluster-rs's own policies fall back to round-robin here (the warning above says why), so
+  // code that names them still runs.
+  for (const name of ['SCHED_REUSEPORT', 'SCHED_LEAST_CONN', 'SCHED_STICKY']) {
+    if (cluster[name] === undefined) cluster[name] = cluster.SCHED_RR;
+  }
 } else {
   installPrimary();
 }

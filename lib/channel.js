@@ -2,10 +2,12 @@
 
 // The primary's end of one worker's IPC channel, on top of the binding's WorkerHandle.
 // Rust frames, writes and reads bytes (and holds frames behind an fd in flight); this file
-// keeps Node's JS-visible channel semantics: one message event per nextTick, NODE_HANDLE
-// pairing with the pending fd and the ACK/NACK duty, send callbacks, and the disconnect rules.
+// keeps Node's JS-visible channel semantics: the messages of a read emitted in order from the
+// nextTick queue, NODE_HANDLE pairing with the pending fd and the ACK/NACK duty, send
+// callbacks, back-pressure, and the disconnect rules.
 // It is exposed as `worker.process.channel`, whose only public methods are ref() and unref().
 
+const binding = require('../binding.js');
 const ipc = require('./ipc');
 const handles = require('./handles');
 const errors = require('./errors');
@@ -24,6 +26,32 @@ const EV_MESSAGES = 1;
 const EV_HANDLE_REPLY = 2;
 const EV_WRITTEN = 3;
 const EV_DISCONNECT = 4;
+const EV_WRITE_FAILED = 6;
+
+// What the binding's send() returns besides a byte count, and its flags (docs/binding-api.md).
+const SENT_WRITTEN = 0;
+const SEND_BYPASS = 1;
+const SEND_NOTIFY = 2;
+
+// In a batch of received messages, the fd slot of a message that is not a NODE_HANDLE.
+const PLAIN = -2;
+
+// Rust batches the writes made while our callbacks run (docs/binding-api.md); whatever is
+// still batched when the process exits is written before it goes, as Node's direct writes
+// would have been.
+let exitHookInstalled = false;
+function installExitHook() {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => binding.flushDeferred());
+}
+
+function queueFull(queued, bytes, limit) {
+  const err = new Error(`IPC send queue is full: ${queued} bytes queued, ${bytes} more would ` +
+                        `exceed maxQueuedBytes (${limit})`);
+  err.code = 'ERR_IPC_QUEUE_FULL';
+  return err;
+}
 
 const MESSAGE_TYPES = ['string', 'object', 'number', 'boolean'];
 
@@ -39,12 +67,13 @@ class Channel {
   #proc;
   #handle;
   #encode;
-  #decode;
-  #mode;
+  #json;
+  #maxQueuedBytes;
   #nextId = 1;
   // Send callbacks waiting for their frame to be written, in id order.
   #writeCallbacks = [];
-  // Our fd-bearing frames the worker has not answered yet: id -> { frame, sent }.
+  // Our fd-bearing frames the worker has not answered yet: id -> { frame, sent, callback }.
+  // Their callbacks wait for the answer, not only for the write.
   #inFlight = new Map();
   // Received fds not yet paired (libuv's queue) and the one the next NODE_HANDLE takes.
   #fdQueue = [];
@@ -57,12 +86,14 @@ class Channel {
   #broken = false;
   #socketLists = new Map();
 
-  constructor(proc, handle, serialization) {
+  // `maxQueuedBytes` (optional): user sends fail instead of queueing past this many bytes.
+  constructor(proc, handle, serialization, maxQueuedBytes) {
     this.#proc = proc;
     this.#handle = handle;
-    this.#mode = serialization;
+    this.#json = serialization !== 'advanced';
     this.#encode = ipc.encoder(serialization);
-    this.#decode = ipc.decoder(serialization);
+    this.#maxQueuedBytes = maxQueuedBytes;
+    installExitHook();
   }
 
   // Whether the open channel keeps the event loop alive (it does by default).
@@ -94,19 +125,51 @@ class Channel {
     // Serialisation errors (BigInt in JSON, functions in advanced mode) throw here, before
     // anything was detached, as they do from Node's send().
     const frame = this.#encode(message);
-    let written;
+    if (this.#maxQueuedBytes !== undefined && !ipc.isInternal(message)) {
+      const err = this.#checkQueueLimit(frame);
+      if (err !== null) {
+        this.#report(err, callback);
+        return false;
+      }
+    }
+    const hasCallback = typeof callback === 'function';
+    // An id names the send in Rust's reports; one that reports nothing needs none.
+    const id = commit !== null || hasCallback || !options.swallowErrors ? this.#nextId++ : 0;
+    // WRITTEN is only wanted for a callback waiting on the write (a handle's waits on the ACK).
+    const flags = commit === null && hasCallback ? SEND_NOTIFY : 0;
+    let queued;
     try {
-      written = this.#write(frame, fd, false);
+      queued = this.#handle.send(frame, fd, id, flags);
     } catch (err) {
       if (!options.swallowErrors) this.#report(err, callback);
       return false;
     }
-    if (commit) this.#inFlight.set(written.id, { frame, sent: commit() });
-    if (typeof callback === 'function') this.#writeCallbacks.push({ id: written.id, callback });
-    // Nothing left in Rust: this frame and every earlier one are on the socket. (Rust reports
-    // WRITTEN only from its own poll turns, so a synchronous write is settled here.)
-    if (written.queued === 0) this.#onWritten(written.id);
-    return written.queued < kHighWaterMark;
+    if (commit) {
+      // The callback of a handle send waits for the worker's answer: an error if the worker
+      // goes away first (the handle is closed here then).
+      this.#inFlight.set(id, { frame, sent: commit(), callback });
+    } else if (hasCallback) {
+      this.#writeCallbacks.push({ id, callback });
+    }
+    // This frame and every earlier one are on the socket. (Rust reports WRITTEN only from
+    // its own poll turns, so a synchronous write is settled here.)
+    if (queued === SENT_WRITTEN && id !== 0) this.#onWritten(id);
+    // -1 (written when the current callback returns) counts as nothing queued.
+    return queued < kHighWaterMark;
+  }
+
+  // maxQueuedBytes: null when `frame` fits, else the error to report.
+  #checkQueueLimit(frame) {
+    const limit = this.#maxQueuedBytes;
+    // (A JSON text gets its newline in Rust.)
+    const bytes = typeof frame === 'string' ? Buffer.byteLength(frame) + 1 : frame.length;
+    let queued = this.#handle.writeQueueSize;
+    if (queued + bytes > limit && queued > 0) {
+      // Frames batched for the end of this callback count only once the socket refused them.
+      this.#handle.flush();
+      queued = this.#handle.writeQueueSize;
+    }
+    return queued + bytes > limit ? queueFull(queued, bytes, limit) : null;
   }
 
   // A control message carrying a raw fd we keep owning (a shared listener for the worker):
@@ -114,16 +177,17 @@ class Channel {
   // sends its shared handles. Write errors surface as 'error' on the process, as in Node.
   [kSendFd](message, fd, type) {
     const frame = this.#encode({ cmd: 'NODE_HANDLE', type, msg: message });
-    let written;
+    const id = this.#nextId++;
+    let queued;
     try {
-      written = this.#write(frame, fd, false);
+      queued = this.#handle.send(frame, fd, id, 0);
     } catch (err) {
       this.#report(err, undefined);
       return false;
     }
-    this.#inFlight.set(written.id, { frame, sent: null });
-    if (written.queued === 0) this.#onWritten(written.id);
-    return written.queued < kHighWaterMark;
+    this.#inFlight.set(id, { frame, sent: null, callback: undefined });
+    if (queued === SENT_WRITTEN) this.#onWritten(id);
+    return queued < kHighWaterMark;
   }
 
   // A local disconnect (process.disconnect()): close now, or once our handle in flight is
@@ -144,14 +208,9 @@ class Channel {
       case EV_HANDLE_REPLY: return this.#onHandleReply(a, b);
       case EV_WRITTEN: return this.#onWritten(a);
       case EV_DISCONNECT: return this.#close(reportable(a), false);
+      case EV_WRITE_FAILED: return this.#onWriteFailed(a, b);
       default: return undefined;
     }
-  }
-
-  #write(frame, fd, bypass) {
-    const id = this.#nextId++;
-    const queued = this.#handle.send(frame, fd, id, bypass);
-    return { id, queued };
   }
 
   #report(err, callback) {
@@ -160,9 +219,33 @@ class Channel {
   }
 
   #onWritten(id) {
-    while (this.#writeCallbacks.length > 0 && this.#writeCallbacks[0].id <= id) {
-      const { callback } = this.#writeCallbacks.shift();
-      process.nextTick(callback, null);
+    const callbacks = this.#writeCallbacks;
+    let n = 0;
+    while (n < callbacks.length && callbacks[n].id <= id) {
+      process.nextTick(callbacks[n].callback, null);
+      n += 1;
+    }
+    if (n > 0) callbacks.splice(0, n);
+  }
+
+  // Frames batched by Rust could not be written (the worker is gone): each send learns it as
+  // it would have from a direct write, through its callback or an 'error' on the process.
+  #onWriteFailed(err, ids) {
+    for (const id of ids) {
+      const i = this.#writeCallbacks.findIndex((entry) => entry.id === id);
+      if (i >= 0) {
+        const [{ callback }] = this.#writeCallbacks.splice(i, 1);
+        process.nextTick(callback, err);
+        continue;
+      }
+      const entry = this.#inFlight.get(id);
+      if (entry !== undefined) {
+        this.#inFlight.delete(id);
+        if (entry.sent) handles.abandonSent(entry.sent);
+        this.#report(err, entry.callback);
+        continue;
+      }
+      this.#report(err, undefined);
     }
   }
 
@@ -173,13 +256,25 @@ class Channel {
     if (entry.sent && handles.settleSent(entry.sent, acked)) {
       // NACK: the worker did not get the fd. We still own the socket, so send it again.
       try {
-        const again = this.#write(entry.frame, entry.sent.raw.fd, false);
-        this.#inFlight.set(again.id, entry);
-      } catch {
+        const again = this.#nextId++;
+        this.#handle.send(entry.frame, entry.sent.raw.fd, again, 0);
+        this.#inFlight.set(again, entry);
+        entry.retried = true;
+      } catch (err) {
         handles.abandonSent(entry.sent);
+        this.#settleCallback(entry, err);
       }
+    } else {
+      this.#settleCallback(entry, acked ? null : handles.notReceived());
     }
     if (this.#closeWhenSettled && this.#inFlight.size === 0) this.#close(null, true);
+  }
+
+  #settleCallback(entry, err) {
+    if (typeof entry.callback === 'function') {
+      process.nextTick(entry.callback, err);
+      entry.callback = undefined;
+    }
   }
 
   #onMessages(payload, fds) {
@@ -192,34 +287,73 @@ class Channel {
       if (this.#pendingFd >= 0) handles.closeFd(this.#pendingFd);
       this.#pendingFd = this.#fdQueue.shift();
     }
-    let items;
-    if (this.#mode === 'advanced') items = payload;
-    else if (typeof payload === 'string') items = payload === '' ? [] : payload.split('\n');
-    if (!Array.isArray(items)) {
-      // Rust could not hand the text over (larger than V8's string limit).
+    if (payload === undefined) return;
+    if (payload === null) {
+      // Rust could not hand the frames over (larger than V8's string limit).
       this.#close(new RangeError('IPC message too large to decode'), true);
       return;
     }
-    for (const item of items) {
-      let message;
-      try {
-        message = this.#decode(item);
-      } catch (err) {
-        // A worker sent something Node's own writer never produces. Drop the channel rather
-        // than the primary (Node's primary would crash). Reading stops now; the teardown
-        // waits for the ticks of the messages before it, which still count.
-        this.#handle.closeChannel();
-        this.#broken = true;
-        process.nextTick(() => this.#close(err, false));
-        return;
-      }
-      if (ipc.isInternal(message) && message.cmd === 'NODE_HANDLE') {
-        const fd = this.#pendingFd;
-        this.#pendingFd = -1;
-        process.nextTick(() => this.#dispatchHandle(message, fd));
+    // Decoded now, in order, emitted from one nextTick: Node queues one tick per message of
+    // a read, all at once, so nothing else can run between them either (ticks queued by the
+    // listeners, and promise jobs, come after the last one in both cases).
+    const batch = [];
+    let failure = null;
+    try {
+      if (this.#json) {
+        // One string of lines, or (a large batch) an array of such strings.
+        const parts = typeof payload === 'string' ? [payload] : payload;
+        for (let p = 0; p < parts.length; p++) {
+          const lines = parts[p].split('\n');
+          for (let i = 0; i < lines.length; i++) this.#collect(batch, JSON.parse(lines[i]));
+        }
+      } else if (Array.isArray(payload)) {
+        // Primitives Rust decoded already.
+        for (let i = 0; i < payload.length; i++) this.#collect(batch, payload[i]);
       } else {
-        process.nextTick(() => this.#dispatch(message, undefined));
+        const end = payload.length;
+        let off = 0;
+        while (off < end) {
+          const start = off + 4;
+          off = start + payload.readUInt32BE(off);
+          this.#collect(batch, ipc.decodeAdvancedAt(payload, start, off));
+        }
       }
+    } catch (err) {
+      failure = err;
+    }
+    if (batch.length > 0) process.nextTick(this.#runBatch, this, batch, 0);
+    if (failure !== null) {
+      // A worker sent something Node's own writer never produces. Drop the channel rather
+      // than the primary (Node's primary would crash). Reading stops now; the teardown
+      // waits for the messages before it, which still count.
+      this.#handle.closeChannel();
+      this.#broken = true;
+      process.nextTick(() => this.#close(failure, false));
+    }
+  }
+
+  // Adds one decoded message to a batch: [message, fd] pairs, where a NODE_HANDLE wrapper
+  // takes the pending fd (-1 for none) and any other message has PLAIN.
+  #collect(batch, message) {
+    if (ipc.isInternal(message) && message.cmd === 'NODE_HANDLE') {
+      batch.push(message, this.#pendingFd);
+      this.#pendingFd = -1;
+    } else {
+      batch.push(message, PLAIN);
+    }
+  }
+
+  // Emits the messages of a batch from `i` on. If a listener throws, the rest follows on a
+  // later tick (the exception goes its usual way), as Node's separate ticks would go on.
+  #runBatch(self, batch, i) {
+    try {
+      for (; i < batch.length; i += 2) {
+        const fd = batch[i + 1];
+        if (fd === PLAIN) self.#dispatch(batch[i], undefined);
+        else self.#dispatchHandle(batch[i], fd);
+      }
+    } finally {
+      if (i < batch.length) process.nextTick(self.#runBatch, self, batch, i + 2);
     }
   }
 
@@ -272,7 +406,7 @@ class Channel {
   // Protocol replies nobody asked to be told about: errors are swallowed, as Node does.
   #sendReply(message, bypass = true) {
     try {
-      this.#write(this.#encode(message), -1, bypass);
+      this.#handle.send(this.#encode(message), -1, 0, bypass ? SEND_BYPASS : 0);
     } catch {
       // The worker is gone; its disconnect is on its way.
     }
@@ -288,8 +422,10 @@ class Channel {
     this.#pendingFd = -1;
     for (const fd of this.#fdQueue) handles.closeFd(fd);
     this.#fdQueue = [];
+    // Handles the worker never answered: closed here, and their senders told.
     for (const entry of this.#inFlight.values()) {
       if (entry.sent) handles.abandonSent(entry.sent);
+      this.#settleCallback(entry, errors.ipcChannelClosed());
     }
     this.#inFlight.clear();
     // Frames Rust still held are gone with the channel: their callbacks learn it.

@@ -117,6 +117,13 @@ function abandonSent(sent) {
   sent.raw.close();
 }
 
+// What the callback of a handle send gets when the worker answered NACK for good.
+function notReceived() {
+  const err = new Error('The handle did not reach the worker (NODE_HANDLE_NACK)');
+  err.code = 'ERR_IPC_HANDLE_NOT_RECEIVED';
+  return err;
+}
+
 // Builds the JS object for a received fd. `done(handle)` gets it (undefined if the fd could
 // not be used, in which case the fd is closed here): no fd is left without an owner.
 function receive(wrapper, fd, done) {
@@ -206,6 +213,7 @@ module.exports = {
   prepareSend,
   settleSent,
   abandonSent,
+  notReceived,
   receive,
   discardReceived,
   closeFd,

@@ -12,9 +12,19 @@ const spawnOptions = require('./spawn-options');
 const { spawnWorkerProcess } = require('./worker-process');
 const control = require('./control');
 const { createServers } = require('./servers');
+const policies = require('./policy');
+const supervisorLib = require('./supervisor');
+const { createLifecycle } = require('./reload');
+const statsLib = require('./stats');
+const meta = require('./meta');
+const { bindingHandle } = require('./worker-process');
 
-const SCHED_NONE = 1;
-const SCHED_RR = 2;
+const { SCHED_NONE, SCHED_RR } = policies;
+
+// Set by the launcher (lib/launcher.js) before it forks: each worker then leads a process group
+// of its own, so a terminal's Ctrl-C reaches the launcher only. The plain API keeps the
+// built-in's behaviour (workers stay in the primary's group).
+const launcherOptions = { processGroup: false };
 
 const kDisconnectSent = Symbol('kDisconnectSent');
 const kDisconnected = Symbol('kDisconnected');
@@ -26,6 +36,9 @@ function policyFromEnv() {
   const value = process.env.NODE_CLUSTER_SCHED_POLICY;
   if (value === 'rr') return SCHED_RR;
   if (value === 'none') return SCHED_NONE;
+  // cluster-rs's own names (lib/policy.js): reuseport, least-conn, sticky.
+  const extra = policies.fromName(value);
+  if (extra !== undefined) return extra;
   return process.platform === 'win32' ? SCHED_NONE : SCHED_RR;
 }
 
@@ -42,8 +55,22 @@ function install(cluster) {
     ports: { debugPortOffset: 0 },
     // cluster.disconnect(cb) calls still waiting: { pending: Set<Worker>, cb }.
     waiters: [],
+    // Supervision settings (setupPrimary's `respawn`), normalized; null = off.
+    respawn: null,
+    // What workers that have exited contributed to cluster.stats() totals.
+    gone: { connections: 0, messagesIn: 0, messagesOut: 0, restarts: 0 },
   };
   const servers = createServers(() => state.policy);
+  const supervisor = supervisorLib.createSupervisor({
+    cluster,
+    config: () => state.respawn,
+    fork: (env, lineage) => {
+      state.gone.restarts += 1;
+      return forkWith(env, lineage, false);
+    },
+    paused: () => lifecycle.shuttingDown(),
+  });
+  const lifecycle = createLifecycle({ cluster, fork: forkWith, supervisor });
 
   function removeWorker(worker) {
     delete cluster.workers[worker.id];
@@ -84,6 +111,8 @@ function install(cluster) {
         servers.queryServer(worker, message);
         break;
       case 'listening': {
+        const m = meta.of(worker);
+        if (m) m.listening += 1;
         const info = {
           addressType: message.addressType,
           address: message.address,
@@ -100,9 +129,12 @@ function install(cluster) {
         worker.exitedAfterDisconnect = true;
         control.reply(worker, message, {});
         break;
-      case 'close':
+      case 'close': {
+        const m = meta.of(worker);
+        if (m && m.listening > 0) m.listening -= 1;
         servers.close(worker, message);
         break;
+      }
       default:
         // Unknown acts (and stray acks such as {ack:-1}) are ignored, as Node does.
         break;
@@ -132,17 +164,33 @@ function install(cluster) {
     worker.emit('exit', exitCode, signalCode);
     cluster.emit('exit', worker, exitCode, signalCode);
     settleWaiters(worker);
+    forget(worker);
+    supervisor.onExit(worker, exitCode, signalCode);
+  }
+
+  // The worker is gone: its traffic moves to the stats totals.
+  function forget(worker) {
+    if (!meta.live.delete(worker)) return;
+    const figures = statsLib.workerStats(worker);
+    state.gone.connections += figures.connections;
+    state.gone.messagesIn += figures.messagesIn;
+    state.gone.messagesOut += figures.messagesOut;
   }
 
   function setupPrimary(options) {
+    // cluster-rs's own setting, checked before anything changes (the rest is Node's).
+    let respawn = state.respawn;
+    if (options !== null && typeof options === 'object' && 'respawn' in options) {
+      respawn = supervisorLib.normalize(options.respawn);
+    }
     const settings = settingsLib.merge(cluster.settings, options);
+    state.respawn = respawn;
     cluster.settings = settings;
     if (!state.initialized) {
       state.initialized = true;
       // The policy is frozen here; later assignments change the property only.
       const policy = cluster.schedulingPolicy;
-      internalAssert(policy === SCHED_NONE || policy === SCHED_RR,
-                     `Bad cluster.schedulingPolicy: ${policy}`);
+      internalAssert(policies.isPolicy(policy), `Bad cluster.schedulingPolicy: ${policy}`);
       state.policy = policy;
       listenForDebugRequests(cluster);
     }
@@ -150,20 +198,37 @@ function install(cluster) {
   }
 
   function fork(env) {
+    return forkWith(env, null, false);
+  }
+
+  // fork(), and the same for a restart (into the old worker's lineage) or a reload's
+  // replacement (`replacing`: not supervised until it is ready).
+  function forkWith(env, lineage, replacing) {
     cluster.setupPrimary();
     // The id is used up even when the fork throws below.
     const id = ++state.ids;
     const plan = spawnOptions.build(cluster, id, env, state.ports);
+    if (launcherOptions.processGroup) plan.options.processGroup = 0;
     const proc = spawnWorkerProcess(plan);
     const worker = new Worker({ id, process: proc });
+    const m = meta.create(worker, env, lineage);
+    m.replacing = replacing;
+    countFrames(proc, m);
 
     // Registered before any user listener, so cluster 'message' comes first.
     worker.on('message', function onMessage(message, handle) {
+      m.messagesIn += 1;
       cluster.emit('message', this, message, handle);
     });
     proc.once('exit', (exitCode, signalCode) => onExit(worker, exitCode, signalCode));
     proc.once('disconnect', () => onDisconnect(worker));
-    proc.on('internalMessage', control.listener(worker, onAct));
+    const onInternal = control.listener(worker, onAct);
+    proc.on('internalMessage', function onInternalMessage(message, handle) {
+      m.messagesIn += 1;
+      onInternal(message, handle);
+    });
+    // A spawn that failed never exits: it leaves when its (never opened) channel closes.
+    if (proc.pid === undefined) proc.once('close', () => forget(worker));
 
     process.nextTick(() => cluster.emit('fork', worker));
     cluster.workers[worker.id] = worker;
@@ -174,6 +239,10 @@ function install(cluster) {
   // was in cluster.workers at the call has disconnected and exited (the built-in calls it
   // when the first of them finishes). With no workers, on the next tick.
   function disconnect(cb) {
+    // Restarts that were due no longer are (respawn), and a reload under way stops before its
+    // next replacement; nothing to cancel otherwise.
+    supervisor.cancelAll();
+    lifecycle.abortReloads();
     const workers = Object.values(cluster.workers);
     for (const worker of workers) {
       if (worker.isConnected()) worker.disconnect();
@@ -216,11 +285,57 @@ function install(cluster) {
   cluster.SCHED_RR = SCHED_RR;
   // A value assigned before we loaded wins, as it would have with the built-in.
   if (cluster.schedulingPolicy === undefined) cluster.schedulingPolicy = policyFromEnv();
+  // The built-in read NODE_CLUSTER_SCHED_POLICY before us and does not know cluster-rs's names
+  // (it chose its default): take the one the environment names.
+  const named = policies.fromName(process.env.NODE_CLUSTER_SCHED_POLICY);
+  if (named !== undefined && !state.initialized && cluster.schedulingPolicy === SCHED_RR &&
+      named !== SCHED_NONE) {
+    cluster.schedulingPolicy = named;
+  }
   cluster.setupPrimary = setupPrimary;
   cluster.setupMaster = setupPrimary;
   cluster.fork = fork;
   cluster.disconnect = disconnect;
+
+  // cluster-rs additions (opt-in: nothing runs unless called). See lib/policy.js,
+  // lib/reload.js, lib/stats.js, lib/supervisor.js.
+  cluster.SCHED_REUSEPORT = policies.SCHED_REUSEPORT;
+  cluster.SCHED_LEAST_CONN = policies.SCHED_LEAST_CONN;
+  cluster.SCHED_STICKY = policies.SCHED_STICKY;
+  cluster.reload = lifecycle.reload;
+  cluster.shutdown = lifecycle.shutdown;
+  cluster.stats = function stats() {
+    const policy = state.policy ?? cluster.schedulingPolicy;
+    return statsLib.clusterStats(policies.nameOf(policy) ?? null, state.gone);
+  };
+  Worker.prototype.stats = function stats() {
+    return statsLib.workerStats(this);
+  };
+  // For the launcher (lib/launcher.js): not part of the API.
+  Object.defineProperty(cluster, Symbol.for('cluster-rs.internals'), {
+    value: Object.freeze({
+      liveWorkers: () => meta.live.size,
+      pendingRestarts: () => supervisor.pendingCount(),
+      killAll() {
+        for (const w of meta.live) {
+          try { w.process.kill('SIGKILL'); } catch { /* gone */ }
+        }
+      },
+    }),
+  });
   return cluster;
+}
+
+// Every frame written to the worker (user sends, protocol messages, handle acks) goes through
+// the binding handle's send(): count them there.
+function countFrames(proc, m) {
+  const handle = bindingHandle(proc);
+  if (!handle) return;
+  const send = handle.send;
+  handle.send = function countedSend(...args) {
+    m.messagesOut += 1;
+    return send.apply(this, args);
+  };
 }
 
 // Legacy: a parent of this primary may ask it to start the debugger in every worker.
@@ -241,4 +356,4 @@ function listenForDebugRequests(cluster) {
   });
 }
 
-module.exports = { install, SCHED_NONE, SCHED_RR, policyFromEnv };
+module.exports = { install, SCHED_NONE, SCHED_RR, policyFromEnv, options: launcherOptions };

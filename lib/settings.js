@@ -118,6 +118,28 @@ function workerEnv(id, env, ipcIndex, serialization) {
   return pairs;
 }
 
+// The channel limits cluster-rs adds to the settings (protocol.md §2, §10). Both are optional:
+//   maxQueuedBytes  user send()s fail (callback or 'error') instead of queueing past this many
+//                   bytes to one worker; unset = unbounded, as the built-in;
+//   maxFrameBytes   a larger frame from a worker closes its channel ('error' on the worker);
+//                   unset = 1 GiB.
+// Returns { maxQueuedBytes, maxFrameBytes }, undefined for what is unset.
+function channelLimits(settings) {
+  return {
+    maxQueuedBytes: byteLimit(settings.maxQueuedBytes, 'options.maxQueuedBytes'),
+    maxFrameBytes: byteLimit(settings.maxFrameBytes, 'options.maxFrameBytes'),
+  };
+}
+
+function byteLimit(value, name) {
+  if (value === undefined || value === null || value === Infinity) return undefined;
+  if (typeof value !== 'number') throw errors.invalidArgType(name, 'number', value);
+  if (!Number.isInteger(value) || value < 1 || value > Number.MAX_SAFE_INTEGER) {
+    throw errors.outOfRange(name, 'a positive integer or Infinity', value);
+  }
+  return value;
+}
+
 module.exports = {
   defaults,
   merge,
@@ -126,4 +148,5 @@ module.exports = {
   workerExecArgv,
   workerEnv,
   nullCheck,
+  channelLimits,
 };

@@ -135,11 +135,14 @@ function build(cluster, id, env, counter) {
   const mode = serialization || 'json';
   const envPairs = settingsLib.workerEnv(id, env, ipcIndex, mode);
 
+  const limits = settingsLib.channelLimits(settings);
   const options = { file, args: argv, env: envPairs, stdio: slots, serialization: mode };
+  if (limits.maxFrameBytes !== undefined) options.maxFrameBytes = limits.maxFrameBytes;
   if (cwd !== undefined) options.cwd = cwd;
   if (uid !== undefined) options.uid = uid;
   if (gid !== undefined) options.gid = gid;
-  return { options, layout, serialization: mode, spawnfile: file, spawnargs: argv };
+  return { options, layout, serialization: mode, spawnfile: file, spawnargs: argv,
+           maxQueuedBytes: limits.maxQueuedBytes };
 }
 
 module.exports = { build, stdioLayout, bindingStdio };

@@ -45,6 +45,8 @@ function validateSendOptions(options) {
   }
 }
 
+const kDefaultSendOptions = Object.freeze({ swallowErrors: false });
+
 const kHandle = Symbol('kHandle');
 const kClosesNeeded = Symbol('kClosesNeeded');
 const kAttach = Symbol('kAttach');
@@ -99,7 +101,8 @@ class WorkerProcess extends EventEmitter {
     } else if (options !== undefined) {
       validateSendOptions(options);
     }
-    options = { swallowErrors: false, ...options };
+    // (Read only downstream: the common case shares one object instead of a copy per send.)
+    options = options === undefined ? kDefaultSendOptions : { swallowErrors: false, ...options };
     if (this.connected && this.channel !== null) {
       return this.channel[kSend](message, handle, options, callback);
     }
@@ -142,7 +145,7 @@ class WorkerProcess extends EventEmitter {
     this[kHandle] = handle;
     this.pid = handle.pid;
     this.#openStdio(handle.stdioFds, plan.options.stdio);
-    const channel = new Channel(this, handle, plan.serialization);
+    const channel = new Channel(this, handle, plan.serialization, plan.maxQueuedBytes);
     this.channel = channel;
     this.connected = true;
     this[kClosesNeeded] += 1;

@@ -2,7 +2,9 @@
 //! `core` from Node's own event loop.
 
 mod callback;
+mod reuseport;
 mod round_robin;
 mod sockets;
+mod stats;
 mod uv;
 mod worker_handle;

@@ -66,13 +66,15 @@ pub struct RoundRobinHandle {
 }
 
 /// Takes over a listening socket: `fd` is duplicated (the caller closes its own copy).
-/// `unlinkPath`: a unix socket path to remove when the handle closes.
+/// `unlinkPath`: a unix socket path to remove when the handle closes. `policy`: how to pick the
+/// worker, `"least-conn"` or `"sticky"`; round-robin when absent (`core::sched::for_policy`).
 #[napi]
 pub fn create_round_robin(
   env: Env,
   fd: i32,
   key: String,
   unlink_path: Option<String>,
+  policy: Option<String>,
 ) -> Result<RoundRobinHandle> {
   let raw_env = env.raw();
   // SAFETY: JS passes the fd of a listening socket it keeps open for the duration of this call.
@@ -81,9 +83,10 @@ pub fn create_round_robin(
     .try_clone_to_owned()
     .map_err(|e| js::throw(raw_env, &ClusterError::os("dup", e)))?;
   let uv_loop = env.get_uv_event_loop()?.cast::<c_void>();
+  let sched = crate::core::sched::for_policy(policy.as_deref(), listen_fd.as_fd());
   let state: RrShared = Rc::new(RefCell::new(RrState {
     key,
-    sched: Box::new(RoundRobin::default()),
+    sched,
     workers: HashMap::new(),
     listener: None,
     unlink_on_close: unlink_path,
@@ -135,6 +138,13 @@ impl RoundRobinHandle {
   #[napi(getter)]
   pub fn pending(&self) -> u32 {
     self.state.borrow().sched.pending() as u32
+  }
+
+  /// No connection waits or is in flight to a worker: closing now drops nothing.
+  #[napi(getter)]
+  pub fn settled(&self) -> bool {
+    let s = self.state.borrow();
+    s.sched.pending() == 0 && s.workers.keys().all(|w| s.sched.in_flight(*w).is_none())
   }
 
   /// Stops accepting, closes the listening socket and every connection still waiting.

@@ -16,13 +16,18 @@ use crate::error::ClusterError;
 const READ_CHUNK: usize = 64 * 1024;
 const READS_PER_TURN: usize = 16;
 
+/// Deferred frames are written as soon as this much has gathered, so a burst of sends cannot
+/// hide a full socket from `send()`'s back-pressure figure for long.
+const DEFER_LIMIT: usize = 64 * 1024;
+
 /// What one read turn produced, in arrival order within each list.
 #[derive(Default)]
 pub struct ReadBatch {
-  /// JSON mode: the complete lines, joined by `\n` (no trailing newline).
-  pub json: Vec<u8>,
-  /// Advanced mode: the complete V8 payloads.
-  pub frames: Vec<Vec<u8>>,
+  /// The complete frames for JavaScript, in the decoder's output format: JSON lines joined by
+  /// `\n`, or advanced frames back to back with their length prefixes.
+  pub data: Vec<u8>,
+  /// How many frames `data` holds.
+  pub frames: usize,
   /// Fds that arrived; the JS side pairs them with `NODE_HANDLE` frames (§3.3).
   pub fds: Vec<OwnedFd>,
   /// Ids of our fd-bearing frames that the worker answered (true = ACK).
@@ -35,8 +40,20 @@ pub struct ReadBatch {
 
 impl ReadBatch {
   pub fn has_messages(&self) -> bool {
-    !self.json.is_empty() || !self.frames.is_empty() || !self.fds.is_empty()
+    self.frames > 0 || !self.fds.is_empty()
   }
+}
+
+/// Where a frame handed to [`Channel::send`] stands when the call returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+  /// On the socket, with every frame before it.
+  Written,
+  /// Queued without a write attempt: the caller flushes the channel before it returns to the
+  /// loop (see `Channel::send`).
+  Deferred,
+  /// Queued behind a full socket or an fd in flight; this many bytes wait in all.
+  Queued(usize),
 }
 
 pub struct Channel {
@@ -44,6 +61,9 @@ pub struct Channel {
   decoder: Decoder,
   outbox: Outbox,
   buf: Vec<u8>,
+  /// Bytes of ready frames queued with `defer` that no write was tried for yet.
+  deferred_bytes: usize,
+  deferred: bool,
 }
 
 impl Channel {
@@ -54,6 +74,8 @@ impl Channel {
       decoder: Decoder::new(mode, max_frame),
       outbox: Outbox::default(),
       buf: vec![0; READ_CHUNK],
+      deferred_bytes: 0,
+      deferred: false,
     }
   }
 
@@ -69,8 +91,15 @@ impl Channel {
     self.outbox.queued_bytes()
   }
 
+  /// True when frames wait for the socket to become writable (deferred frames do not: they
+  /// are written by an explicit flush).
   pub fn wants_write(&self) -> bool {
-    self.outbox.has_ready()
+    self.outbox.has_ready() && !self.deferred
+  }
+
+  /// True when deferred frames wait for their flush.
+  pub fn has_deferred(&self) -> bool {
+    self.deferred
   }
 
   pub fn last_written_id(&self) -> u64 {
@@ -95,8 +124,6 @@ impl Channel {
       let got_fd = !fds.is_empty();
       batch.fds.extend(fds);
       let outbox = &mut self.outbox;
-      let json = &mut batch.json;
-      let frames = &mut batch.frames;
       let replies = &mut batch.replies;
       let newconn_replies = &mut batch.newconn_replies;
       self.decoder.push(&self.buf[..n], |frame| {
@@ -104,54 +131,191 @@ impl Channel {
           if let Some(id) = outbox.handle_reply() {
             replies.push((id, reply == HandleReply::Ack));
           }
+          false
         } else if let Some(answer) = parse_newconn_reply(mode, frame) {
           newconn_replies.push(answer);
-        } else if mode == Serialization::Json {
-          if !json.is_empty() {
-            json.push(b'\n');
-          }
-          json.extend_from_slice(frame);
+          false
         } else {
-          frames.push(frame.to_vec());
+          true
         }
       })?;
       // One fd per batch: the JS side pairs it with the next NODE_HANDLE frame, and a second fd
-      // in the same batch could only be paired wrongly.
-      if got_fd {
+      // in the same batch could only be paired wrongly. A short read means the socket is
+      // drained for now (as libuv reasons): the next readiness callback reads on.
+      if got_fd || n < self.buf.len() {
         break;
       }
     }
+    let (data, frames) = self.decoder.take_output();
+    batch.data = data;
+    batch.frames = frames;
     Ok(batch)
   }
 
-  /// Queues a frame and writes what it can now. The fd is shared with the caller, which may
-  /// keep its own reference (nothing is duplicated, so nothing can fail for lack of fds).
-  /// Returns the bytes still queued afterwards.
+  /// Queues a frame. The fd is shared with the caller, which may keep its own reference
+  /// (nothing is duplicated, so nothing can fail for lack of fds).
+  ///
+  /// With `defer`, a frame that could be written now is only queued, up to `DEFER_LIMIT`
+  /// bytes: the caller promises a [`flush`](Self::flush) before control returns to the loop,
+  /// so a burst of sends becomes one write. Otherwise the frame is written at once when
+  /// nothing is queued before it.
   pub fn send(
     &mut self,
     bytes: Vec<u8>,
     fd: Option<Rc<OwnedFd>>,
     id: u64,
     bypass: bool,
-  ) -> Result<usize, ClusterError> {
-    let owned = fd;
-    let was_idle = !self.outbox.has_ready();
-    self.outbox.push(OutFrame::new(bytes, owned, id), bypass);
-    // When frames were already waiting, the writable callback is armed and keeps order.
-    if was_idle {
-      self.flush().map_err(|e| ClusterError::os("write", e))?;
+    defer: bool,
+  ) -> Result<Sent, ClusterError> {
+    let len = bytes.len();
+    if fd.is_none() && !bypass && self.may_write_directly(len, defer) {
+      let n = self.write_directly(&bytes)?;
+      if n == len {
+        self.outbox.note_written(id);
+        self.outbox.recycle(bytes);
+        return Ok(Sent::Written);
+      }
+      self
+        .outbox
+        .push(OutFrame::partly_written(bytes, n, id), false);
+      return Ok(Sent::Queued(self.outbox.queued_bytes()));
     }
-    Ok(self.outbox.queued_bytes())
+    // Frames waiting for the socket: the writable callback writes this one after them.
+    let blocked = self.outbox.has_ready() && !self.deferred;
+    self.outbox.push(OutFrame::new(bytes, fd, id), bypass);
+    self.queued(len, blocked, defer)
   }
 
-  /// Writes ready frames; `Ok(true)` when nothing ready is left.
+  /// [`send`](Self::send) for a frame of `len` bytes without fd that `fill` writes (a JS
+  /// string encoded to UTF-8): straight into the buffer of the last queued frame when it can
+  /// take it, so a burst of small messages costs no buffer each. `fill` returns false on
+  /// failure (nothing is sent then).
+  pub fn send_with(
+    &mut self,
+    len: usize,
+    id: u64,
+    bypass: bool,
+    defer: bool,
+    fill: impl FnOnce(&mut Vec<u8>) -> bool,
+  ) -> Result<Sent, ClusterError> {
+    if self.may_write_directly(len, defer) || !self.outbox.can_append(bypass, len) {
+      // A frame of its own.
+      return self.send_filled(len, id, bypass, defer, fill);
+    }
+    let blocked = self.outbox.has_ready() && !self.deferred;
+    if self.outbox.append_with(bypass, id, len, fill) {
+      self.queued(len, blocked, defer)
+    } else {
+      Err(bad_frame())
+    }
+  }
+
+  fn send_filled(
+    &mut self,
+    len: usize,
+    id: u64,
+    bypass: bool,
+    defer: bool,
+    fill: impl FnOnce(&mut Vec<u8>) -> bool,
+  ) -> Result<Sent, ClusterError> {
+    let mut buf = self.outbox.take_spare();
+    buf.reserve(len);
+    if !fill(&mut buf) {
+      return Err(bad_frame());
+    }
+    self.send(buf, None, id, bypass, defer)
+  }
+
+  /// Where a frame just queued stands (see [`Sent`]); writes it now unless it is behind
+  /// others (`blocked`), held, or one to batch.
+  fn queued(&mut self, len: usize, blocked: bool, defer: bool) -> Result<Sent, ClusterError> {
+    if blocked || !self.outbox.has_ready() {
+      // Behind a full socket, or held behind an fd in flight.
+      return Ok(Sent::Queued(self.outbox.queued_bytes()));
+    }
+    if defer && self.deferred_bytes + len < DEFER_LIMIT {
+      self.deferred_bytes += len;
+      self.deferred = true;
+      return Ok(Sent::Deferred);
+    }
+    self.flush().map_err(|e| ClusterError::os("write", e))?;
+    Ok(match self.outbox.queued_bytes() {
+      0 => Sent::Written,
+      n => Sent::Queued(n),
+    })
+  }
+
+  /// [`send`](Self::send) for bytes the caller keeps (a JS Buffer): written straight from
+  /// them when the socket is free, copied (into a recycled buffer) only when they must wait.
+  pub fn send_slice(
+    &mut self,
+    bytes: &[u8],
+    fd: Option<Rc<OwnedFd>>,
+    id: u64,
+    bypass: bool,
+    defer: bool,
+  ) -> Result<Sent, ClusterError> {
+    if fd.is_none() && !bypass && self.may_write_directly(bytes.len(), defer) {
+      let written = self.write_directly(bytes)?;
+      if written == bytes.len() {
+        self.outbox.note_written(id);
+        return Ok(Sent::Written);
+      }
+      // The socket is full: the rest waits for the writable callback.
+      let mut buf = self.outbox.take_spare();
+      buf.extend_from_slice(&bytes[written..]);
+      self.outbox.push(OutFrame::new(buf, None, id), false);
+      return Ok(Sent::Queued(self.outbox.queued_bytes()));
+    }
+    if fd.is_none() {
+      return self.send_with(bytes.len(), id, bypass, defer, |buf| {
+        buf.extend_from_slice(bytes);
+        true
+      });
+    }
+    let mut buf = self.outbox.take_spare();
+    buf.extend_from_slice(bytes);
+    self.send(buf, fd, id, bypass, defer)
+  }
+
+  /// An empty buffer to build a frame in (recycled from written frames when possible).
+  pub fn take_buffer(&mut self) -> Vec<u8> {
+    self.outbox.take_spare()
+  }
+
+  /// Gives back the data of a read batch once JS has its copy.
+  pub fn recycle_read(&mut self, buf: Vec<u8>) {
+    self.decoder.recycle(buf);
+  }
+
+  /// Whether a frame of `len` bytes (without fd, not a bypass reply) can skip the queue:
+  /// nothing waits before it and it is not one to batch.
+  fn may_write_directly(&self, len: usize, defer: bool) -> bool {
+    self.outbox.is_idle() && !(defer && self.deferred_bytes + len < DEFER_LIMIT)
+  }
+
+  fn write_directly(&mut self, bytes: &[u8]) -> Result<usize, ClusterError> {
+    match fdpass::send(self.sock.as_fd(), bytes, None) {
+      Ok(n) => Ok(n),
+      Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+      Err(e) => Err(ClusterError::os("write", e)),
+    }
+  }
+
+  /// Writes ready frames (deferred ones included); `Ok(true)` when nothing ready is left.
   pub fn flush(&mut self) -> io::Result<bool> {
+    self.deferred = false;
+    self.deferred_bytes = 0;
     let sock = self.sock.as_fd();
-    self.outbox.flush(|bytes, fd| fdpass::send(sock, bytes, fd))
+    self
+      .outbox
+      .flush(|iov, fd| fdpass::send_vectored(sock, iov, fd))
   }
 
   /// Drops queued frames; returns the ids that were never written.
   pub fn discard_queue(&mut self) -> Vec<u64> {
+    self.deferred = false;
+    self.deferred_bytes = 0;
     self.outbox.clear()
   }
 
@@ -159,6 +323,10 @@ impl Channel {
   pub fn into_socket(self) -> OwnedFd {
     self.sock
   }
+}
+
+fn bad_frame() -> ClusterError {
+  ClusterError::InvalidArg("a frame is a string or a Buffer".into())
 }
 
 #[cfg(test)]
@@ -185,14 +353,19 @@ mod tests {
       Some(dup(&peer)),
       7,
       false,
+      false,
     );
-    assert_eq!(fd_frame.unwrap(), 0);
-    assert_eq!(ch.send(b"held\n".to_vec(), None, 8, false).unwrap(), 5);
+    assert_eq!(fd_frame.unwrap(), Sent::Written);
+    assert_eq!(
+      ch.send(b"held\n".to_vec(), None, 8, false, true).unwrap(),
+      Sent::Queued(5)
+    );
     peer
       .write_all(b"{\"a\":1}\n{\"cmd\":\"NODE_HANDLE_ACK\"}\n[2]\n")
       .unwrap();
     let batch = ch.read().unwrap();
-    assert_eq!(batch.json, b"{\"a\":1}\n[2]");
+    assert_eq!(batch.data, b"{\"a\":1}\n[2]");
+    assert_eq!(batch.frames, 2);
     assert_eq!(batch.replies, vec![(7, true)]);
     assert!(ch.flush().unwrap());
     // The held frame follows the fd-bearing one, in a read of its own (the fd ends a read).
@@ -215,7 +388,7 @@ mod tests {
   #[test]
   fn advanced_replies_are_consumed_too() {
     let (mut ch, mut peer) = pair(Serialization::Advanced);
-    ch.send(vec![0, 0, 0, 0], Some(dup(&peer)), 3, false)
+    ch.send(vec![0, 0, 0, 0], Some(dup(&peer)), 3, false, false)
       .unwrap();
     peer
       .write_all(&encode_handle_reply(
@@ -225,7 +398,80 @@ mod tests {
       .unwrap();
     let batch = ch.read().unwrap();
     assert_eq!(batch.replies, vec![(3, false)]);
-    assert!(batch.frames.is_empty());
+    assert_eq!(batch.frames, 0);
+    assert!(batch.data.is_empty());
+  }
+
+  #[test]
+  fn deferred_frames_go_out_together_on_flush() {
+    let (mut ch, mut peer) = pair(Serialization::Json);
+    peer.set_nonblocking(true).unwrap();
+    assert_eq!(
+      ch.send(b"1\n".to_vec(), None, 1, false, true).unwrap(),
+      Sent::Deferred
+    );
+    assert_eq!(
+      ch.send(b"2\n".to_vec(), None, 2, false, true).unwrap(),
+      Sent::Deferred
+    );
+    assert!(ch.has_deferred());
+    // Deferred frames do not ask for the writable callback; the flush writes them.
+    assert!(!ch.wants_write());
+    let mut got = [0u8; 16];
+    assert!(
+      peer.read(&mut got).is_err(),
+      "nothing written before the flush"
+    );
+    assert!(ch.flush().unwrap());
+    assert_eq!(ch.last_written_id(), 2);
+    let n = peer.read(&mut got).unwrap();
+    assert_eq!(&got[..n], b"1\n2\n");
+    // Without `defer`, or once the deferred bytes reach the limit, frames go out at once.
+    assert_eq!(
+      ch.send(b"3\n".to_vec(), None, 3, false, false).unwrap(),
+      Sent::Written
+    );
+    assert_eq!(
+      ch.send(vec![b'x'; DEFER_LIMIT], None, 4, false, true)
+        .unwrap(),
+      Sent::Written
+    );
+  }
+
+  #[test]
+  fn a_full_socket_reports_queued_bytes_and_keeps_order() {
+    let (mut ch, mut peer) = pair(Serialization::Json);
+    let mut id = 0;
+    let mut queued = 0;
+    while queued == 0 {
+      id += 1;
+      match ch.send(
+        vec![b'a'; 4095].into_iter().chain([b'\n']).collect(),
+        None,
+        id,
+        false,
+        false,
+      ) {
+        Ok(Sent::Written) => {}
+        Ok(Sent::Queued(n)) => queued = n,
+        other => panic!("{other:?}"),
+      }
+    }
+    // Behind a full socket even a deferrable frame queues (and counts).
+    assert_eq!(
+      ch.send(b"last\n".to_vec(), None, id + 1, false, true)
+        .unwrap(),
+      Sent::Queued(queued + 5)
+    );
+    assert!(ch.wants_write());
+    let mut seen = Vec::new();
+    let mut got = vec![0u8; 1 << 16];
+    while !seen.ends_with(b"last\n") {
+      let _ = ch.flush().unwrap();
+      let n = peer.read(&mut got).unwrap();
+      seen.extend_from_slice(&got[..n]);
+    }
+    assert_eq!(seen.len(), id as usize * 4096 + 5);
   }
 
   fn dup(peer: &UnixStream) -> Rc<OwnedFd> {

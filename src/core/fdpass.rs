@@ -12,7 +12,16 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 /// given. Returns how many bytes the kernel took (`WouldBlock` when none).
 /// `MSG_NOSIGNAL`: a worker that died gives `EPIPE`, never a SIGPIPE in the primary.
 pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<RawFd>) -> io::Result<usize> {
-  let iov = [IoSlice::new(bytes)];
+  send_vectored(sock, &[IoSlice::new(bytes)], fd)
+}
+
+/// [`send`] for several buffers written back to back in one `sendmsg` (the fd, if any, rides
+/// on the first byte of the first buffer).
+pub fn send_vectored(
+  sock: BorrowedFd<'_>,
+  iov: &[IoSlice<'_>],
+  fd: Option<RawFd>,
+) -> io::Result<usize> {
   let fds;
   let cmsgs: &[ControlMessage] = match fd {
     Some(f) => {
@@ -22,7 +31,7 @@ pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<RawFd>) -> io::Result
     None => &[],
   };
   loop {
-    match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+    match sendmsg::<()>(sock.as_raw_fd(), iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
       Err(Errno::EINTR) => continue,
       Err(e) => return Err(e.into()),
       Ok(n) => return Ok(n),

@@ -8,7 +8,7 @@
 //! sending handles to each other cannot deadlock.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
@@ -20,8 +20,11 @@ pub struct OutFrame {
   /// The fd to attach to the first byte. Shared, not duplicated: a scheduler keeps the same
   /// connection until the worker accepts it, and duplicating could fail when fds run out.
   fd: Option<Rc<OwnedFd>>,
-  /// The sender's id for completion reports; 0 for frames nobody waits on.
+  /// The sender's id for completion reports; 0 for frames nobody waits on. When later
+  /// frames were merged into this one (see `MERGE_MAX`), the highest of their ids, and
+  /// `first_id` the lowest: they are all written when the buffer is.
   id: u64,
+  first_id: u64,
 }
 
 impl OutFrame {
@@ -31,13 +34,62 @@ impl OutFrame {
       written: 0,
       fd,
       id,
+      first_id: id,
+    }
+  }
+
+  /// The rest of a frame (without fd) whose first `written` bytes are on the socket already.
+  pub fn partly_written(bytes: Vec<u8>, written: usize, id: u64) -> Self {
+    OutFrame {
+      bytes,
+      written,
+      fd: None,
+      id,
+      first_id: id,
     }
   }
 
   fn remaining(&self) -> usize {
     self.bytes.len() - self.written
   }
+
+  /// Whether `more` bytes of a later frame (without fd) may go into this frame's buffer.
+  fn can_take(&self, more: usize) -> bool {
+    self.fd.is_none() && self.written == 0 && self.bytes.len() + more <= MERGE_MAX
+  }
+
+  fn take_id(&mut self, id: u64) {
+    if id != 0 {
+      if self.first_id == 0 {
+        self.first_id = id;
+      }
+      self.id = self.id.max(id);
+    }
+  }
+
+  /// The ids of the sends in this frame (merged ones included), ascending.
+  fn ids(&self) -> impl Iterator<Item = u64> {
+    let first = if self.first_id == 0 {
+      self.id
+    } else {
+      self.first_id
+    };
+    (first..=self.id).filter(|&id| id != 0)
+  }
 }
+
+/// Small frames without an fd queued behind another such frame go into its buffer (up to
+/// this size): a burst of small messages costs one buffer and one iovec, not one each.
+const MERGE_MAX: usize = 64 * 1024;
+
+/// At most this many frames, or about this many bytes, go into one `sendmsg`.
+const WRITEV_FRAMES: usize = 64;
+const WRITEV_BYTES: usize = 256 * 1024;
+
+/// Written frames' buffers are kept for the next frames (a few, not too large): a flood of
+/// large messages then reuses warm memory instead of faulting fresh pages in for each.
+const SPARE_BUFFERS: usize = 4;
+const SPARE_MAX_CAPACITY: usize = 4 << 20;
 
 #[derive(Default)]
 pub struct Outbox {
@@ -50,22 +102,75 @@ pub struct Outbox {
   queued_bytes: usize,
   /// The highest id whose frame is completely written.
   last_written_id: u64,
+  spare: Vec<Vec<u8>>,
 }
 
 impl Outbox {
   /// Queues a frame. `bypass` is for handle replies only.
   pub fn push(&mut self, frame: OutFrame, bypass: bool) {
     self.queued_bytes += frame.remaining();
-    if bypass {
-      self.ready.push_back(frame);
-    } else if self.awaiting.is_some() || !self.held.is_empty() {
-      self.held.push_back(frame);
+    let held = self.holds(bypass);
+    let queue = if held {
+      &mut self.held
     } else {
-      if frame.fd.is_some() {
-        self.awaiting = Some(frame.id);
+      &mut self.ready
+    };
+    if frame.fd.is_none() && frame.written == 0 {
+      if let Some(tail) = queue.back_mut().filter(|t| t.can_take(frame.bytes.len())) {
+        tail.bytes.extend_from_slice(&frame.bytes);
+        tail.take_id(frame.id);
+        self.recycle(frame.bytes);
+        return;
       }
-      self.ready.push_back(frame);
     }
+    if !held && frame.fd.is_some() {
+      self.awaiting = Some(frame.id);
+    }
+    queue.push_back(frame);
+  }
+
+  /// Queues a frame of `len` bytes without fd that `fill` appends straight into the buffer
+  /// of the last queued frame, which must be able to take it (see
+  /// [`can_append`](Self::can_append)). False, with nothing queued, when it cannot or when
+  /// `fill` fails.
+  pub fn append_with(
+    &mut self,
+    bypass: bool,
+    id: u64,
+    len: usize,
+    fill: impl FnOnce(&mut Vec<u8>) -> bool,
+  ) -> bool {
+    let queue = if self.holds(bypass) {
+      &mut self.held
+    } else {
+      &mut self.ready
+    };
+    let Some(tail) = queue.back_mut().filter(|t| t.can_take(len)) else {
+      return false;
+    };
+    let before = tail.bytes.len();
+    if !fill(&mut tail.bytes) {
+      tail.bytes.truncate(before);
+      return false;
+    }
+    tail.take_id(id);
+    self.queued_bytes += tail.bytes.len() - before;
+    true
+  }
+
+  /// Whether [`append_with`](Self::append_with) would take a frame of `len` bytes.
+  pub fn can_append(&self, bypass: bool, len: usize) -> bool {
+    let queue = if self.holds(bypass) {
+      &self.held
+    } else {
+      &self.ready
+    };
+    queue.back().is_some_and(|t| t.can_take(len))
+  }
+
+  /// Whether a frame queued now must wait behind an fd in flight.
+  fn holds(&self, bypass: bool) -> bool {
+    !bypass && (self.awaiting.is_some() || !self.held.is_empty())
   }
 
   /// The worker answered the fd-bearing frame in flight. Releases held frames up to and
@@ -90,6 +195,31 @@ impl Outbox {
     self.awaiting.is_some()
   }
 
+  /// True when nothing is queued or held and no fd awaits its reply: a frame without an fd
+  /// may be written directly (then reported with [`note_written`](Self::note_written)).
+  pub fn is_idle(&self) -> bool {
+    self.ready.is_empty() && self.held.is_empty() && self.awaiting.is_none()
+  }
+
+  /// Records a frame written directly, bypassing the queue (see [`is_idle`](Self::is_idle)).
+  pub fn note_written(&mut self, id: u64) {
+    self.last_written_id = self.last_written_id.max(id);
+  }
+
+  /// An empty buffer for the next frame, recycled when one is spare.
+  pub fn take_spare(&mut self) -> Vec<u8> {
+    self.spare.pop().unwrap_or_default()
+  }
+
+  /// Keeps `buf` for a later frame if it is worth keeping.
+  pub fn recycle(&mut self, mut buf: Vec<u8>) {
+    let cap = buf.capacity();
+    if self.spare.len() < SPARE_BUFFERS && (1024..=SPARE_MAX_CAPACITY).contains(&cap) {
+      buf.clear();
+      self.spare.push(buf);
+    }
+  }
+
   /// Bytes not yet written, held frames included.
   pub fn queued_bytes(&self) -> usize {
     self.queued_bytes
@@ -104,33 +234,58 @@ impl Outbox {
     self.last_written_id
   }
 
-  /// Writes ready frames through `write(bytes, fd)` until they are all written or the socket
-  /// is full. Returns `Ok(true)` when `ready` is empty afterwards.
+  /// Writes ready frames through `write(buffers, fd)` until they are all written or the
+  /// socket is full. Several frames go out in one call (a batch of small messages costs one
+  /// system call), but an fd-bearing frame always starts a call of its own, so its fd rides on
+  /// its own first byte. Returns `Ok(true)` when `ready` is empty afterwards.
   pub fn flush(
     &mut self,
-    mut write: impl FnMut(&[u8], Option<RawFd>) -> io::Result<usize>,
+    mut write: impl FnMut(&[IoSlice<'_>], Option<RawFd>) -> io::Result<usize>,
   ) -> io::Result<bool> {
-    while let Some(head) = self.ready.front_mut() {
+    while let Some(head) = self.ready.front() {
       // The fd rides on the frame's first byte only; a retry of the rest goes without it.
       let fd = if head.written == 0 {
         head.fd.as_ref().map(|f| f.as_raw_fd())
       } else {
         None
       };
-      match write(&head.bytes[head.written..], fd) {
-        Ok(n) => {
-          head.written += n;
-          self.queued_bytes -= n;
-          if head.remaining() == 0 {
-            let done = self.ready.pop_front().expect("head exists");
-            if done.id != 0 {
-              self.last_written_id = self.last_written_id.max(done.id);
-            }
-            // Our reference to `done.fd` drops here: the kernel holds its own now.
-          }
+      let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(WRITEV_FRAMES.min(self.ready.len()));
+      let mut bytes = 0;
+      for (i, frame) in self.ready.iter().enumerate() {
+        if i > 0 && (frame.fd.is_some() || iov.len() == WRITEV_FRAMES || bytes >= WRITEV_BYTES) {
+          break;
         }
+        let rest = &frame.bytes[frame.written..];
+        bytes += rest.len();
+        iov.push(IoSlice::new(rest));
+      }
+      let mut n = match write(&iov, fd) {
+        Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
         Err(e) => return Err(e),
+      };
+      drop(iov);
+      self.queued_bytes -= n;
+      // Retire what the kernel took: whole frames, then part of the next one.
+      while let Some(head) = self.ready.front_mut() {
+        if n == 0 && head.remaining() > 0 {
+          break;
+        }
+        let take = head.remaining().min(n);
+        head.written += take;
+        n -= take;
+        if head.remaining() == 0 {
+          let done = self.ready.pop_front().expect("head exists");
+          if done.id != 0 {
+            self.last_written_id = self.last_written_id.max(done.id);
+          }
+          // Our reference to `done.fd` drops here: the kernel holds its own now.
+          self.recycle(done.bytes);
+        }
+      }
+      if bytes > 0 && self.ready.front().is_some_and(|f| f.written > 0) {
+        // A short write: the socket is full.
+        return Ok(false);
       }
     }
     Ok(true)
@@ -143,8 +298,7 @@ impl Outbox {
       .ready
       .drain(..)
       .chain(self.held.drain(..))
-      .map(|f| f.id)
-      .filter(|&id| id != 0)
+      .flat_map(|f| f.ids())
       .collect();
     self.queued_bytes = 0;
     self.awaiting = None;
@@ -170,6 +324,10 @@ mod tests {
     )
   }
 
+  fn flat(iov: &[IoSlice<'_>]) -> Vec<u8> {
+    iov.iter().flat_map(|s| s.iter().copied()).collect()
+  }
+
   fn frame(s: &str, fd: Option<Rc<OwnedFd>>, id: u64) -> OutFrame {
     OutFrame::new(s.as_bytes().to_vec(), fd, id)
   }
@@ -178,8 +336,9 @@ mod tests {
   fn drain(out: &mut Outbox) -> Vec<(String, bool)> {
     let mut seen = Vec::new();
     out
-      .flush(|b, f| {
-        seen.push((String::from_utf8(b.to_vec()).unwrap(), f.is_some()));
+      .flush(|iov, f| {
+        let b = flat(iov);
+        seen.push((String::from_utf8(b.clone()).unwrap(), f.is_some()));
         Ok(b.len())
       })
       .unwrap();
@@ -228,9 +387,9 @@ mod tests {
     let mut calls = Vec::new();
     let budget = [2usize, 0, 3];
     let mut i = 0;
-    let res = out.flush(|b, f| {
+    let res = out.flush(|iov, f| {
       calls.push(f.is_some());
-      let n = budget[i].min(b.len());
+      let n = budget[i].min(flat(iov).len());
       i += 1;
       if n == 0 {
         Err(io::ErrorKind::WouldBlock.into())
@@ -238,16 +397,119 @@ mod tests {
         Ok(n)
       }
     });
+    // A short write means a full socket: no second attempt in the same flush.
     assert!(!res.unwrap());
     assert_eq!(out.queued_bytes(), 3);
     assert!(out
-      .flush(|b, f| {
+      .flush(|iov, f| {
         calls.push(f.is_some());
+        Ok(flat(iov).len())
+      })
+      .unwrap());
+    assert_eq!(calls, vec![true, false]);
+    assert_eq!(out.last_written_id(), 1);
+  }
+
+  #[test]
+  fn small_frames_share_a_buffer_but_an_fd_frame_starts_its_own() {
+    let mut out = Outbox::default();
+    out.push(frame("a", None, 1), false);
+    out.push(frame("b", None, 2), false);
+    out.push(frame("h", Some(fd()), 3), false);
+    out.push(frame("c", None, 4), false);
+    assert_eq!(out.queued_bytes(), 4);
+    assert_eq!(
+      drain(&mut out),
+      vec![("ab".into(), false), ("h".into(), true)]
+    );
+    assert_eq!(out.last_written_id(), 3);
+    out.handle_reply();
+    // Frames queued behind the released one join its buffer: one write.
+    for i in 0..100 {
+      out.push(frame("x", None, 10 + i), false);
+    }
+    let writes = drain(&mut out);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].0.len(), 101);
+    assert_eq!(out.last_written_id(), 109);
+  }
+
+  #[test]
+  fn large_frames_go_out_several_per_write_within_bounds() {
+    let mut out = Outbox::default();
+    let big = "y".repeat(40 * 1024);
+    for i in 1..=100 {
+      out.push(frame(&big, None, i), false);
+    }
+    let mut calls = Vec::new();
+    assert!(out
+      .flush(|iov, _| {
+        calls.push((iov.len(), flat(iov).len()));
+        Ok(flat(iov).len())
+      })
+      .unwrap());
+    assert!(calls.len() > 1);
+    for (frames, bytes) in &calls {
+      assert!(*frames <= WRITEV_FRAMES);
+      assert!(*bytes <= WRITEV_BYTES + big.len());
+    }
+    assert_eq!(calls.iter().map(|c| c.1).sum::<usize>(), 100 * big.len());
+    assert_eq!(out.last_written_id(), 100);
+  }
+
+  #[test]
+  fn a_write_that_ends_inside_a_frame_resumes_there() {
+    let mut out = Outbox::default();
+    // 40 KiB each: too large to share a buffer.
+    let part = |c: u8| vec![c; 40 * 1024];
+    out.push(OutFrame::new(part(b'1'), None, 1), false);
+    out.push(OutFrame::new(part(b'2'), None, 2), false);
+    out.push(OutFrame::new(part(b'3'), None, 3), false);
+    let mut got = Vec::new();
+    // The kernel takes the first frame and 4 bytes of the second.
+    let res = out.flush(|iov, _| {
+      let n = 40 * 1024 + 4;
+      got.extend_from_slice(&flat(iov)[..n]);
+      Ok(n)
+    });
+    assert!(!res.unwrap());
+    assert_eq!(out.last_written_id(), 1);
+    assert_eq!(out.queued_bytes(), 80 * 1024 - 4);
+    assert!(out
+      .flush(|iov, _| {
+        let b = flat(iov);
+        got.extend_from_slice(&b);
         Ok(b.len())
       })
       .unwrap());
-    assert_eq!(calls, vec![true, false, false]);
-    assert_eq!(out.last_written_id(), 1);
+    let expected: Vec<u8> = [part(b'1'), part(b'2'), part(b'3')].concat();
+    assert!(got == expected);
+    assert_eq!(out.last_written_id(), 3);
+  }
+
+  #[test]
+  fn merged_frames_keep_their_ids_for_completion_and_failure() {
+    let mut out = Outbox::default();
+    out.push(frame("a", None, 5), false);
+    // A reply of ours (id 0) and later sends join the same buffer.
+    out.push(frame("r", None, 0), true);
+    out.push(frame("b", None, 6), false);
+    assert!(out.can_append(false, 2));
+    assert!(out.append_with(false, 7, 2, |buf| {
+      buf.extend_from_slice(b"c\n");
+      true
+    }));
+    assert!(!out.append_with(false, 8, 1, |_| false));
+    assert_eq!(out.queued_bytes(), 5);
+    assert_eq!(out.clear(), vec![5, 6, 7]);
+
+    out.push(frame("a", None, 1), false);
+    out.push(frame("b", None, 2), false);
+    assert_eq!(drain(&mut out), vec![("ab".into(), false)]);
+    assert_eq!(out.last_written_id(), 2);
+    // Nothing to append to once everything is written.
+    assert!(!out.can_append(false, 1));
+    assert!(!out.append_with(false, 3, 1, |_| true));
   }
 
   #[test]

@@ -41,6 +41,9 @@ pub struct SpawnOptions {
   pub uid: Option<u32>,
   pub gid: Option<u32>,
   pub stdio: Vec<StdioSlot>,
+  /// `Some(0)`: the child leads a new process group of its own; `Some(pgid)`: it joins that
+  /// group; `None`: it stays in ours (the built-in's behaviour).
+  pub process_group: Option<i32>,
 }
 
 pub struct Spawned {
@@ -128,12 +131,20 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Spawned, ClusterError> {
     .stdin(Stdio::inherit())
     .stdout(Stdio::inherit())
     .stderr(Stdio::inherit());
+  if let Some(pgid) = opts.process_group {
+    cmd.process_group(pgid);
+  }
   let floor = mapping.iter().map(|&(t, _)| t).max().unwrap_or(2) + 1;
+  let death = death_watch();
   // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
-  // functions (fcntl, dup2, signal, sigprocmask) on data captured by value: no allocation, no locks.
+  // functions (fcntl, dup2, signal, sigprocmask, prctl, getppid) on data captured by value: no
+  // allocation, no locks.
   unsafe {
     cmd.pre_exec(move || {
       child_setup(&mapping, floor)?;
+      if let Some(parent) = death {
+        die_with_parent(parent);
+      }
       Err(exec.run())
     });
   }
@@ -237,6 +248,35 @@ fn dedupe_env(env: &[String]) -> Vec<String> {
   order.iter().map(|k| values[k].to_string()).collect()
 }
 
+/// The primary's pid when the child should die with it: `PR_SET_PDEATHSIG` fires when the
+/// *thread* that forked exits, so only a spawn from the main thread (which lives as long as the
+/// primary: Node's JS thread) gets it. A spawn from another thread (a primary inside a
+/// `worker_threads` thread) keeps the built-in's behaviour: the worker ends when its channel does.
+fn death_watch() -> Option<libc::pid_t> {
+  // SAFETY: getpid/gettid only read the caller's ids.
+  let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+  (pid == tid).then_some(pid)
+}
+
+/// Runs in the child: SIGKILL when the primary dies, even by SIGKILL (the built-in's workers
+/// exit when their channel closes, which a stopped or wedged primary never does). If the
+/// primary died before the signal was armed, the child is already orphaned: it exits now.
+fn die_with_parent(parent: libc::pid_t) {
+  // SAFETY: prctl, getppid and _exit are async-signal-safe; no memory is touched.
+  unsafe {
+    libc::prctl(
+      libc::PR_SET_PDEATHSIG,
+      libc::SIGKILL as libc::c_ulong,
+      0,
+      0,
+      0,
+    );
+    if libc::getppid() != parent {
+      libc::_exit(1);
+    }
+  }
+}
+
 /// Runs in the child between fork and exec (async-signal-safe only).
 fn child_setup(mapping: &[(RawFd, RawFd)], floor: RawFd) -> std::io::Result<()> {
   // Move every source above all targets first, so that placing one never clobbers another.
@@ -292,6 +332,7 @@ mod tests {
       uid: None,
       gid: None,
       stdio,
+      process_group: None,
     };
     let s = spawn(&opts).unwrap();
     let mut ours: Vec<String> = s
@@ -386,6 +427,40 @@ mod tests {
   }
 
   #[test]
+  fn a_child_can_lead_its_own_process_group() {
+    let opts = SpawnOptions {
+      file: "/bin/sh".into(),
+      args: vec![
+        "sh".into(),
+        "-c".into(),
+        "echo $$ $(cut -d' ' -f5 /proc/$$/stat)".into(),
+      ],
+      env: vec![],
+      cwd: None,
+      uid: None,
+      gid: None,
+      stdio: vec![
+        StdioSlot::Ignore,
+        StdioSlot::Pipe,
+        StdioSlot::Inherit,
+        StdioSlot::Ipc,
+      ],
+      process_group: Some(0),
+    };
+    let s = spawn(&opts).unwrap();
+    let mut out = String::new();
+    let pipe = s.pipes.into_iter().flatten().next().unwrap();
+    UnixStream::from(pipe).read_to_string(&mut out).unwrap();
+    let ids: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(ids.len(), 2, "{out}");
+    assert_eq!(ids[0], ids[1], "pid == pgid");
+    assert_eq!(ids[0], s.pid.to_string());
+    while try_reap(s.pidfd.as_fd()).unwrap().is_none() {
+      std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+  }
+
+  #[test]
   fn a_missing_executable_is_enoent() {
     let opts = SpawnOptions {
       file: "/nonexistent/node".into(),
@@ -400,6 +475,7 @@ mod tests {
         StdioSlot::Ignore,
         StdioSlot::Ipc,
       ],
+      process_group: None,
     };
     let err = spawn(&opts).err().unwrap();
     assert_eq!(err.code(), "ENOENT");

@@ -1,12 +1,15 @@
 //! Connection distribution policies. Each policy is a pure state machine over worker ids and
 //! accepted connections; the binding feeds it events (accept, answers, workers joining and
-//! leaving) and performs the hand-offs it returns. Policies to come (least-connections, sticky
-//! by client address) implement the same trait beside round-robin, with no protocol code.
+//! leaving) and performs the hand-offs it returns. Round-robin, least-connections and sticky by
+//! client address implement the same trait, with no protocol code.
 
+pub mod least_conn;
 pub mod round_robin;
+pub mod sticky;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::rc::Rc;
+use std::time::Duration;
 
 /// A worker, as the binding numbers them.
 pub type WorkerId = u32;
@@ -37,4 +40,29 @@ pub trait Distributor {
   fn needs_retry(&self) -> bool;
   /// Asks the workers that refused again. Returns the hand-offs.
   fn retry(&mut self) -> Vec<Handoff>;
+}
+
+/// How often least-connections looks up which connections were closed, at most.
+const LEAST_CONN_REFRESH: Duration = Duration::from_millis(50);
+
+/// The distributor for a policy name: `"least-conn"`, `"sticky"`, anything else round-robin.
+/// `listener` is the listening socket: least-connections watches the connections on its port
+/// and falls back to round-robin where it has no port (unix sockets).
+pub fn for_policy(name: Option<&str>, listener: BorrowedFd<'_>) -> Box<dyn Distributor> {
+  match name {
+    Some("least-conn") => match crate::core::reuseport::local_addr(listener) {
+      Ok(addr) => {
+        let port = addr.port();
+        let probe = move || crate::core::diag::open_inodes(port).ok();
+        Box::new(least_conn::LeastConn::new(
+          Box::new(probe),
+          crate::core::diag::inode,
+          LEAST_CONN_REFRESH,
+        ))
+      }
+      Err(_) => Box::<round_robin::RoundRobin>::default(),
+    },
+    Some("sticky") => Box::new(sticky::Sticky::new(sticky::peer_ip)),
+    _ => Box::<round_robin::RoundRobin>::default(),
+  }
 }
