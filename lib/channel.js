@@ -343,8 +343,10 @@ class Channel {
     }
   }
 
-  // Emits the messages of a batch from `i` on. If a listener throws, the rest follows on a
-  // later tick (the exception goes its usual way), as Node's separate ticks would go on.
+  // Emits the messages of a batch from `i` on. If a listener throws, the exception goes its
+  // usual way and the rest of the batch follows on a new tick, as Node's separate ticks would
+  // go on (the one difference: ticks that listeners queued before the throw now run before
+  // the rest of the batch, where Node runs them after it).
   #runBatch(self, batch, i) {
     try {
       for (; i < batch.length; i += 2) {

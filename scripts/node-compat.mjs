@@ -8,7 +8,7 @@
 // Exit: 0 when every test matched its expectation (__test__/node-compat/expected-failures-v<major>.txt),
 // 1 when one did not, 2 when the run could not start (no test tree, bad arguments).
 
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -221,32 +221,79 @@ function checkEvents(events, mainPid, mode) {
   return null;
 }
 
+/**
+ * A world-readable copy of what the unprivileged tests need: the package (entry, lib, loader,
+ * addon), the preload at its usual place relative to the package, Node's test/common and the
+ * test files, and the node binary (hard-linked when possible). Returns where things are.
+ */
+function stageForNobody(tmpBase, treeRoot, nodeBin) {
+  const dir = path.join(tmpBase, 'stage');
+  const pkg = path.join(dir, 'pkg');
+  const copy = (from, to) => fs.cpSync(from, to, { recursive: true, dereference: true });
+  fs.mkdirSync(path.join(pkg, 'scripts', 'compat'), { recursive: true });
+  for (const entry of fs.readdirSync(REPO)) {
+    if (/^(index\.js|index\.mjs|package\.json|binding\.js|register\.js|.*\.node)$/.test(entry)) {
+      copy(path.join(REPO, entry), path.join(pkg, entry));
+    }
+  }
+  copy(path.join(REPO, 'lib'), path.join(pkg, 'lib'));
+  copy(PRELOAD, path.join(pkg, 'scripts', 'compat', 'preload.cjs'));
+  const tree = path.join(dir, 'tree');
+  copy(path.join(treeRoot, 'test', 'common'), path.join(tree, 'test', 'common'));
+  for (const kind of ['parallel', 'sequential']) fs.mkdirSync(path.join(tree, 'test', kind), { recursive: true });
+  const node = path.join(dir, 'node');
+  try { fs.linkSync(nodeBin, node); } catch { fs.copyFileSync(nodeBin, node); }
+  fs.chmodSync(node, 0o755);
+  const events = path.join(dir, 'events');
+  fs.mkdirSync(events);
+  fs.chmodSync(events, 0o777);
+  for (const d of [dir, pkg, tree]) fs.chmodSync(d, 0o755);
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  return {
+    treeRoot: tree,
+    preload: path.join(pkg, 'scripts', 'compat', 'preload.cjs'),
+    node,
+    events,
+    testFile(test) {
+      const target = path.join(tree, 'test', test.kind, path.basename(test.file));
+      if (!fs.existsSync(target)) {
+        fs.copyFileSync(test.file, target);
+        fs.chmodSync(target, 0o644);
+      }
+      return target;
+    },
+  };
+}
+
 async function runTest(test, slot, ctx) {
-  const { opts, mode, logDir, treeRoot, tmpRoots, runId } = ctx;
+  const { opts, mode, logDir, tmpRoots, runId, stage } = ctx;
   const tag = `${runId}.${test.id}`;
   const base = path.join(logDir, test.kind, test.name);
   fs.mkdirSync(path.dirname(base), { recursive: true });
   const logFile = `${base}.log`;
-  const eventsFile = `${base}.events`;
-  fs.writeFileSync(eventsFile, '');
-  fs.chmodSync(eventsFile, 0o666); // also written by the unprivileged tests
-
   const unprivileged = UNPRIVILEGED_TESTS.has(test.name) && process.getuid?.() === 0;
+  // Unprivileged tests write their events where uid 65534 can reach (the stage).
+  const eventsFile = unprivileged ? path.join(stage.events, `${test.name}.events`) : `${base}.events`;
+  fs.writeFileSync(eventsFile, '');
+  fs.chmodSync(eventsFile, 0o666);
+  const treeRoot = unprivileged ? stage.treeRoot : ctx.treeRoot;
+  const preload = unprivileged ? stage.preload : PRELOAD;
+  const testFile = unprivileged ? stage.testFile(test) : test.file;
   const env = { ...process.env };
   for (const key of SCRUBBED_ENV) delete env[key];
   Object.assign(env, {
     TEST_THREAD_ID: String(slot),
     NODE_TEST_DIR: unprivileged ? tmpRoots.nobody : tmpRoots.root, // where test/common puts .tmp.<id>
-    NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require ${quoteOption(PRELOAD)}`].filter(Boolean).join(' '),
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require ${quoteOption(preload)}`].filter(Boolean).join(' '),
     CLUSTER_RS_COMPAT_MODE: mode,
     CLUSTER_RS_COMPAT_LOG: eventsFile,
     CLUSTER_RS_COMPAT_TAG: tag,
   });
   if (unprivileged) env.HOME = tmpRoots.nobody;
 
-  const args = ['--require', PRELOAD, ...testFlags(test.file), test.file];
+  const args = ['--require', preload, ...testFlags(test.file), testFile];
   const [cmd, argv] = unprivileged
-    ? ['setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', opts.node, ...args]]
+    ? ['setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', stage.node, ...args]]
     : [opts.node, args];
   fs.writeFileSync(logFile, `# ${[cmd, ...argv].join(' ')}\n# cwd ${treeRoot}, TEST_THREAD_ID=${slot}, mode ${mode}\n`);
   const fd = fs.openSync(logFile, 'a');
@@ -346,6 +393,11 @@ async function main() {
   fs.mkdirSync(tmpRoots.nobody);
   if (process.getuid?.() === 0) fs.chownSync(tmpRoots.nobody, NOBODY, NOBODY);
 
+  // The unprivileged tests run from a staged copy (see stageForNobody): the clone, its .cache
+  // and the node binary may sit below a directory uid 65534 cannot enter (mktemp dirs are 0700).
+  const needsStage = process.getuid?.() === 0 && tests.some((t) => UNPRIVILEGED_TESTS.has(t.name));
+  const stage = needsStage ? stageForNobody(tmpBase, treeRoot, opts.node) : null;
+
   const cleanup = () => fs.rmSync(tmpBase, { recursive: true, force: true });
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.on(sig, () => {
@@ -363,7 +415,7 @@ async function main() {
   if (!opts.builtin && !fs.existsSync(PKG_ENTRY)) console.log(`node-compat: warning: ${PKG_ENTRY} does not exist; every test will fail`);
   if (process.getuid?.() !== 0) console.log('node-compat: warning: not root, so the privileged-port tests skip themselves');
 
-  const ctx = { opts, mode, logDir, treeRoot, tmpRoots, runId: `${process.pid}.${Date.now()}` };
+  const ctx = { opts, mode, logDir, treeRoot, tmpRoots, stage, runId: `${process.pid}.${Date.now()}` };
   const started = Date.now();
   const onResult = (r) => {
     const listed = expected.has(r.test.name);

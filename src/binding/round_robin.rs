@@ -5,7 +5,7 @@
 //! queue as every JavaScript send, so the one-fd-in-flight rule holds across both (§3.4).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::{Rc, Weak};
@@ -58,6 +58,10 @@ pub struct RrState {
   reserve: Reserve,
   /// Accepting is paused (out of fds); the retry timer resumes it.
   accept_paused: bool,
+  /// Workers that left the key while a `newconn` to them was unanswered and their channel
+  /// still open: they may yet take that connection, so it is settled by their answer (or by
+  /// their channel closing), never handed to a second worker meanwhile.
+  leaving: HashSet<WorkerId>,
 }
 
 #[napi]
@@ -94,6 +98,7 @@ pub fn create_round_robin(
     retry_ms: RETRY_FIRST_MS,
     reserve: Reserve::new(),
     accept_paused: false,
+    leaving: HashSet::new(),
   }));
   // SAFETY: `uv_loop` is this thread's loop.
   let timer = unsafe { Timer::new(uv_loop, Rc::downgrade(&state)) }
@@ -130,7 +135,15 @@ impl RoundRobinHandle {
   /// The worker left this key. Returns true when no worker is left (the caller then closes).
   #[napi]
   pub fn remove(&self, worker: &WorkerHandle) -> bool {
-    let id = worker.shared().borrow().id;
+    let shared = worker.shared();
+    let (id, open) = {
+      let w = shared.borrow();
+      (w.id, w.channel_is_open())
+    };
+    if open && self.state.borrow().sched.in_flight(id).is_some() {
+      self.state.borrow_mut().leaving.insert(id);
+      return false;
+    }
     remove_worker(&self.state, id)
   }
 
@@ -183,10 +196,26 @@ pub fn answered(state: &RrShared, worker: WorkerId, accepted: bool) {
     if accepted {
       s.retry_ms = RETRY_FIRST_MS;
     }
-    s.sched.answered(worker, accepted)
+    let mut handoffs = s.sched.answered(worker, accepted);
+    if s.leaving.remove(&worker) {
+      // Its answer settled the connection; now it really leaves (what the scheduler just
+      // meant to give it goes back to the queue instead).
+      handoffs.retain(|h| h.worker != worker);
+      s.workers.remove(&worker);
+      handoffs.extend(s.sched.remove(worker).0);
+    }
+    handoffs
   };
   perform(state, handoffs);
   schedule_retry(state);
+}
+
+/// The worker's channel closed: a connection it never answered for goes to another worker.
+pub fn worker_gone(state: &RrShared, worker: WorkerId) {
+  let was_leaving = state.borrow_mut().leaving.remove(&worker);
+  if was_leaving {
+    remove_worker(state, worker);
+  }
 }
 
 /// Arms the back-off timer when every worker refused and connections wait.

@@ -170,6 +170,9 @@ pub struct State {
   pub handed_out: u64,
   /// Round-robin handles waiting for this worker's answer to a `newconn`, by its seq.
   pub routes: HashMap<u64, Weak<RefCell<RrState>>>,
+  /// Round-robin handles to tell, once the state is no longer borrowed, that the channel
+  /// closed with `newconn`s unanswered.
+  gone_routes: Vec<Weak<RefCell<RrState>>>,
   callback: Option<JsCallback>,
   channel: Option<ChannelSide>,
   exit: Option<ExitSide>,
@@ -204,7 +207,14 @@ impl State {
   /// Closes the channel. `flush_first`: what the socket takes now is written before the
   /// rest is dropped (a local disconnect: frames sent before it were, in Node, written
   /// already, unless the socket was full).
+  pub fn channel_is_open(&self) -> bool {
+    self.channel.is_some()
+  }
+
   fn close_channel(&mut self, flush_first: bool) {
+    self
+      .gone_routes
+      .extend(self.routes.drain().map(|(_, rr)| rr));
     if let Some(side) = self.channel.take() {
       let mut channel = side.channel;
       if flush_first && self.write_error.is_none() {
@@ -334,6 +344,7 @@ pub fn spawn_worker(
   let state: Shared = Rc::new(RefCell::new(State {
     id,
     routes: HashMap::new(),
+    gone_routes: Vec::new(),
     callback: Some(callback),
     channel: None,
     exit: None,
@@ -571,6 +582,7 @@ impl WorkerHandle {
   #[napi]
   pub fn close_channel(&self) {
     self.state.borrow_mut().close_channel(true);
+    notify_gone(&self.state);
   }
 
   #[napi]
@@ -969,12 +981,24 @@ fn deliver(cb: &JsCallback, report: ChannelReport) -> Option<Vec<u8>> {
   leftover
 }
 
+/// Tells the round-robin handles with unanswered `newconn`s that this channel closed.
+fn notify_gone(state: &Shared) {
+  let (routes, id) = {
+    let mut s = state.borrow_mut();
+    (std::mem::take(&mut s.gone_routes), s.id)
+  };
+  for rr in routes.iter().filter_map(Weak::upgrade) {
+    round_robin::worker_gone(&rr, id);
+  }
+}
+
 /// Hands a turn's results on: newconn answers to the schedulers, the rest to JS.
 fn finish_turn(state: &Shared, mut report: ChannelReport) {
   if let Some(batch) = report.batch.as_mut() {
     let replies = std::mem::take(&mut batch.newconn_replies);
     route_newconn_replies(state, replies);
   }
+  notify_gone(state);
   let mut leftover = None;
   with_callback(state, |cb| leftover = deliver(cb, report));
   if let Some(buf) = leftover.filter(|b| b.capacity() > 0) {
