@@ -39,6 +39,8 @@ pub struct LeastConn {
   refreshed: Option<Instant>,
   /// How long the last probe took.
   probe_cost: Duration,
+  /// Whether the refresh interval grows with what the probe costs (always, but in tests).
+  adaptive: bool,
 }
 
 /// The probe runs at most every this many times its own duration.
@@ -60,7 +62,16 @@ impl LeastConn {
       refresh_every,
       refreshed: None,
       probe_cost: Duration::ZERO,
+      adaptive: true,
     }
+  }
+
+  /// Refreshes exactly every `refresh_every`, whatever the probe costs: the counting logic,
+  /// tested without the machine's speed deciding which refreshes happen.
+  #[cfg(test)]
+  fn with_fixed_refresh(mut self) -> Self {
+    self.adaptive = false;
+    self
   }
 
   /// Open connections the scheduler counts for `worker`.
@@ -74,9 +85,13 @@ impl LeastConn {
       return;
     }
     let now = Instant::now();
-    let every = self
-      .refresh_every
-      .max((self.probe_cost * PROBE_DUTY).min(REFRESH_MAX));
+    let every = if self.adaptive {
+      self
+        .refresh_every
+        .max((self.probe_cost * PROBE_DUTY).min(REFRESH_MAX))
+    } else {
+      self.refresh_every
+    };
     if self
       .refreshed
       .is_some_and(|t| now.duration_since(t) < every)
@@ -230,6 +245,7 @@ mod tests {
       crate::core::diag::inode,
       Duration::ZERO,
     )
+    .with_fixed_refresh()
   }
 
   #[test]
