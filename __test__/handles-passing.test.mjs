@@ -23,7 +23,10 @@ for (const mode of ['json', 'advanced']) {
     assert.deepEqual(out.workerOrder, Array.from({ length: 10 }, (_, j) => [`plain ${j}`, `socket ${j}`]).flat());
   });
 
-  test(`${mode}: every handle kind to the worker, and sockets back`, { timeout: 20000 }, async () => {
+  // A Node 18 worker's listen(handle) for the net.Server among the kinds asks the primary (v18's
+  // own behaviour, protocol.md §9), which answers EINVAL: that kind cannot arrive there.
+  const v18 = Number(process.versions.node.split('.')[0]) < 20 && 'Node 18 workers query the primary for listen(handle)';
+  test(`${mode}: every handle kind to the worker, and sockets back`, { timeout: 20000, skip: v18 }, async () => {
     const out = await same(['kinds', mode]);
     assert.equal(out.events.length, 17, JSON.stringify(out.events));
   });

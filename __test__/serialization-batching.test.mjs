@@ -51,7 +51,11 @@ test('a listener that throws does not lose the rest of the read', { timeout: 200
   assert.deepEqual(r.exit, [0, null]);
 });
 
-test('an advanced frame split inside its length prefix arrives', { timeout: 20000 }, async () => {
+// Node 18's own advanced-mode reader (in the worker) stalls on a length prefix split across
+// reads (protocol.md §9); the primary's reader is ours and handles it on every line, which the
+// cargo framing tests cover.
+const v18 = Number(process.versions.node.split('.')[0]) < 20 && "Node 18's worker stalls on a split length prefix";
+test('an advanced frame split inside its length prefix arrives', { timeout: 20000, skip: v18 }, async () => {
   const { builtin, rs } = await runBoth('serialization-batching.js', ['split']);
   const r = parse(rs).primary;
   assert.ok(r, describeRun(rs));
