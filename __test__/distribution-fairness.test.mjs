@@ -42,7 +42,10 @@ test(`${TOTAL} connections over ${WORKERS} round-robin workers: each within ±20
     assert.equal(values.length, WORKERS, `${impl}: only ${Object.keys(counts)} answered`);
     assert.equal(values.reduce((a, b) => a + b, 0), TOTAL, impl);
     const mean = TOTAL / WORKERS;
+    // The ±20% bar is ours; the built-in is the reference, not under test (on a loaded 2-core
+    // machine its own shares were seen at -24%), and the ratio check below compares the two.
     for (const [id, n] of Object.entries(counts)) {
+      if (impl === 'builtin') continue;
       assert.ok(Math.abs(n - mean) <= mean * 0.2, `${impl}: worker ${id} got ${n}, mean ${mean}: ${JSON.stringify(counts)}`);
     }
     ratios[impl] = Math.max(...values) / Math.min(...values);
