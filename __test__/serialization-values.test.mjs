@@ -5,13 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runBoth, describeRun } from './fixtures/harness.mjs';
 
-// OPEN DEFECT (data integrity): on Node 18 and 26 a small typed array inside an advanced-mode
-// message sometimes arrives with bytes from elsewhere (seen: toWorker[21]); every run on 20, 22
-// and 24 passed. Not yet found; tracked in the issue notes. Skipped there so CI runs the rest.
-const major = Number(process.versions.node.split('.')[0]);
-const node26 = (major >= 26 || major < 20) &&
-  'open defect on Node 18/26: a typed-array value is sometimes corrupted after the round trip';
-test('advanced values arrive intact in both directions, as with the built-in', { timeout: 20000, skip: node26 }, async () => {
+test('advanced values arrive intact in both directions, as with the built-in', { timeout: 20000 }, async () => {
   const { builtin, rs } = await runBoth('serialization-values.js', []);
   assert.ok(builtin.json, `built-in: ${describeRun(builtin)}`);
   assert.ok(rs.json, `cluster-rs: ${describeRun(rs)}`);
