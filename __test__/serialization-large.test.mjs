@@ -4,13 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runFixture, describeRun } from './fixtures/harness.mjs';
 
-// OPEN DEFECT: our write coalescing can split a length prefix across the worker's reads, and a
-// Node 18 worker's advanced-mode reader stalls on that (protocol.md §9). Skipped on 18 until
-// coalescing is turned off for Node 18 workers in advanced mode; tracked in the issue notes.
-const v18 = Number(process.versions.node.split('.')[0]) < 20;
+// On Node 18 in advanced mode this is also the test of the split-prefix rule (a Node 18
+// worker's reader stalls on a length prefix split across reads: lib/node-line.js).
 for (const mode of ['json', 'advanced']) {
-  const skip = v18 && mode === 'advanced' && 'open defect: Node 18 workers stall on a split length prefix';
-  test(`${mode}: 10k small messages in order, 1 MiB and 64 MiB intact, both ways`, { timeout: 20000, skip }, async () => {
+  test(`${mode}: 10k small messages in order, 1 MiB and 64 MiB intact, both ways`, { timeout: 20000 }, async () => {
     const run = await runFixture('serialization-large.js', [mode], { timeout: 19000 });
     const out = run.json;
     assert.ok(out, describeRun(run));

@@ -20,4 +20,17 @@ function keysOmitIndexForFixedPorts(version = process.versions.node) {
   return major >= 24;
 }
 
-module.exports = { keysOmitIndexForFixedPorts, versionAtLeast };
+// Node PR #56106 ("child_process: fix parsing messages with splitted length field"): before
+// it, a worker's advanced-mode reader whose read ended inside the next frame's 4-byte length
+// prefix never looked past that piece again, and its channel stalled for good (protocol.md
+// §9). Shipped in 20.19.0, 22.14.0 and 23.7.0 (their changelogs), so in every 24 and later.
+// Workers on older lines get frames written so that no read ends inside a prefix.
+function advancedReaderStallsOnSplitPrefix(version = process.versions.node) {
+  const major = Number(version.split('.')[0]);
+  if (major === 20) return !versionAtLeast(version, [20, 19]);
+  if (major === 22) return !versionAtLeast(version, [22, 14]);
+  if (major === 23) return !versionAtLeast(version, [23, 7]);
+  return major < 24;
+}
+
+module.exports = { keysOmitIndexForFixedPorts, advancedReaderStallsOnSplitPrefix, versionAtLeast };

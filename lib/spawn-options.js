@@ -8,6 +8,7 @@ const { inspect } = require('node:util');
 const { fileURLToPath } = require('node:url');
 const errors = require('./errors');
 const settingsLib = require('./settings');
+const nodeLine = require('./node-line');
 
 // Some messages changed between Node lines; we say what the running Node would say.
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
@@ -138,6 +139,9 @@ function build(cluster, id, env, counter) {
   const limits = settingsLib.channelLimits(settings);
   const options = { file, args: argv, env: envPairs, stdio: slots, serialization: mode };
   if (limits.maxFrameBytes !== undefined) options.maxFrameBytes = limits.maxFrameBytes;
+  if (mode === 'advanced' && nodeLine.advancedReaderStallsOnSplitPrefix()) {
+    options.splitSensitiveReader = true;
+  }
   if (cwd !== undefined) options.cwd = cwd;
   if (uid !== undefined) options.uid = uid;
   if (gid !== undefined) options.gid = gid;

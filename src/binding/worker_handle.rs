@@ -62,6 +62,9 @@ pub struct SpawnWorkerOptions {
   pub stdio: Vec<Either<String, i32>>,
   pub serialization: String,
   pub max_frame_bytes: Option<f64>,
+  /// The worker's reader stalls on a length prefix split across reads (old Node lines in
+  /// advanced mode): see `Channel::for_split_sensitive_reader`.
+  pub split_sensitive_reader: Option<bool>,
   /// `0`: the worker leads a new process group; a pgid: it joins that group; absent: ours.
   pub process_group: Option<i32>,
 }
@@ -356,7 +359,12 @@ pub fn spawn_worker(
     dirty: false,
     write_failed: None,
   }));
-  let channel = Channel::new(spawned.channel, mode, max_frame);
+  let channel = if options.split_sensitive_reader == Some(true) {
+    Channel::for_split_sensitive_reader(spawned.channel, mode, max_frame)
+      .map_err(|e| js::throw(raw_env, &ClusterError::os("setsockopt", e)))?
+  } else {
+    Channel::new(spawned.channel, mode, max_frame)
+  };
   // SAFETY: `uv_loop` is this thread's loop, from napi_get_uv_event_loop.
   let channel_poll = unsafe { Poll::new(uv_loop, channel.fd().as_raw_fd(), state.clone()) }
     .map_err(|e| js::throw(raw_env, &ClusterError::os("uv_poll_init", e)))?;

@@ -5,6 +5,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
+use nix::sys::socket::{setsockopt, sockopt};
+
 use crate::core::fdpass;
 use crate::core::framing::{as_handle_reply, Decoder, HandleReply, Serialization};
 use crate::core::outbox::{OutFrame, Outbox};
@@ -14,7 +16,14 @@ use crate::error::ClusterError;
 /// One read turn reads at most this much before giving the loop back, so a flooding worker
 /// cannot starve timers, other workers or accepts.
 const READ_CHUNK: usize = 64 * 1024;
+
 const READS_PER_TURN: usize = 16;
+
+/// SO_SNDBUF for a split-sensitive reader (see [`Channel::for_split_sensitive_reader`]). The
+/// kernel doubles it to 32 KiB and cuts a write into buffers of at most half that; a unix
+/// stream socket stops queueing once its buffers pass the limit, so what waits for the reader
+/// stays under 32 + 16 KiB, below the 64 KiB a Node reader asks for.
+const SEND_BUFFER_FOR_SPLIT_SENSITIVE: usize = 16 * 1024;
 
 /// Deferred frames are written as soon as this much has gathered, so a burst of sends cannot
 /// hide a full socket from `send()`'s back-pressure figure for long.
@@ -69,10 +78,35 @@ pub struct Channel {
 impl Channel {
   /// Wraps the primary's end of a socketpair. It must already be non-blocking.
   pub fn new(sock: OwnedFd, mode: Serialization, max_frame: usize) -> Self {
+    Self::with_outbox(sock, mode, max_frame, Outbox::default())
+  }
+
+  /// A channel to a reader that stalls when a length prefix is split across its reads (Node
+  /// before 20.19, 22.14 and 23.7 in advanced mode; protocol.md §9). Two things together make
+  /// every read it does end at a frame boundary or deep inside a frame, never in a prefix:
+  /// each frame is written by a call of its own (a short write is cut between the kernel's
+  /// buffers, the first of which holds about the first 16 KiB of the frame, or all of it),
+  /// and the send buffer is kept small enough that a read always takes everything queued
+  /// instead of stopping at an arbitrary byte.
+  pub fn for_split_sensitive_reader(
+    sock: OwnedFd,
+    mode: Serialization,
+    max_frame: usize,
+  ) -> io::Result<Self> {
+    setsockopt(&sock, sockopt::SndBuf, &SEND_BUFFER_FOR_SPLIT_SENSITIVE)?;
+    Ok(Self::with_outbox(
+      sock,
+      mode,
+      max_frame,
+      Outbox::one_frame_per_write(),
+    ))
+  }
+
+  fn with_outbox(sock: OwnedFd, mode: Serialization, max_frame: usize, outbox: Outbox) -> Self {
     Channel {
       sock,
       decoder: Decoder::new(mode, max_frame),
-      outbox: Outbox::default(),
+      outbox,
       buf: vec![0; READ_CHUNK],
       deferred_bytes: 0,
       deferred: false,

@@ -103,9 +103,23 @@ pub struct Outbox {
   /// The highest id whose frame is completely written.
   last_written_id: u64,
   spare: Vec<Vec<u8>>,
+  /// Never merge frames into one buffer nor write several in one call (see
+  /// [`one_frame_per_write`](Self::one_frame_per_write)).
+  frame_per_write: bool,
 }
 
 impl Outbox {
+  /// An outbox that writes every frame with a system call of its own and never merges frames.
+  /// For readers that mishandle a length prefix split across reads (Node before 20.19, 22.14
+  /// and 23.7 in advanced mode: protocol.md §9): with whole frames per write, a partial write
+  /// can only cut a frame after its first socket buffer's worth of bytes, never in its prefix.
+  pub fn one_frame_per_write() -> Self {
+    Outbox {
+      frame_per_write: true,
+      ..Outbox::default()
+    }
+  }
+
   /// Queues a frame. `bypass` is for handle replies only.
   pub fn push(&mut self, frame: OutFrame, bypass: bool) {
     self.queued_bytes += frame.remaining();
@@ -115,7 +129,7 @@ impl Outbox {
     } else {
       &mut self.ready
     };
-    if frame.fd.is_none() && frame.written == 0 {
+    if frame.fd.is_none() && frame.written == 0 && !self.frame_per_write {
       if let Some(tail) = queue.back_mut().filter(|t| t.can_take(frame.bytes.len())) {
         tail.bytes.extend_from_slice(&frame.bytes);
         tail.take_id(frame.id);
@@ -140,6 +154,9 @@ impl Outbox {
     len: usize,
     fill: impl FnOnce(&mut Vec<u8>) -> bool,
   ) -> bool {
+    if self.frame_per_write {
+      return false;
+    }
     let queue = if self.holds(bypass) {
       &mut self.held
     } else {
@@ -160,6 +177,9 @@ impl Outbox {
 
   /// Whether [`append_with`](Self::append_with) would take a frame of `len` bytes.
   pub fn can_append(&self, bypass: bool, len: usize) -> bool {
+    if self.frame_per_write {
+      return false;
+    }
     let queue = if self.holds(bypass) {
       &self.held
     } else {
@@ -252,7 +272,8 @@ impl Outbox {
       let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(WRITEV_FRAMES.min(self.ready.len()));
       let mut bytes = 0;
       for (i, frame) in self.ready.iter().enumerate() {
-        if i > 0 && (frame.fd.is_some() || iov.len() == WRITEV_FRAMES || bytes >= WRITEV_BYTES) {
+        let full = iov.len() == WRITEV_FRAMES || bytes >= WRITEV_BYTES || self.frame_per_write;
+        if i > 0 && (frame.fd.is_some() || full) {
           break;
         }
         let rest = &frame.bytes[frame.written..];
@@ -455,6 +476,42 @@ mod tests {
     }
     assert_eq!(calls.iter().map(|c| c.1).sum::<usize>(), 100 * big.len());
     assert_eq!(out.last_written_id(), 100);
+  }
+
+  #[test]
+  fn one_frame_per_write_neither_merges_nor_batches() {
+    let mut out = Outbox::one_frame_per_write();
+    for (i, s) in ["a", "bb", "ccc"].iter().enumerate() {
+      out.push(frame(s, None, i as u64 + 1), false);
+    }
+    assert!(!out.can_append(false, 1));
+    assert!(!out.append_with(false, 4, 1, |b| {
+      b.push(b'd');
+      true
+    }));
+    let mut calls = Vec::new();
+    // The second write is short (one byte of "bb"): its rest goes out alone too.
+    let mut budget = vec![usize::MAX, 1, usize::MAX, usize::MAX];
+    budget.reverse();
+    assert!(out
+      .flush(|iov, _| {
+        let b = flat(iov);
+        let n = budget.pop().unwrap().min(b.len());
+        calls.push(String::from_utf8(b[..n].to_vec()).unwrap());
+        Ok(n)
+      })
+      .is_ok());
+    while out.has_ready() {
+      out
+        .flush(|iov, _| {
+          let b = flat(iov);
+          calls.push(String::from_utf8(b.clone()).unwrap());
+          Ok(b.len())
+        })
+        .unwrap();
+    }
+    assert_eq!(calls, ["a", "b", "b", "ccc"]);
+    assert_eq!(out.last_written_id(), 3);
   }
 
   #[test]
