@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::core::reuseport;
+use crate::core::{listen, reuseport};
 use crate::error::js;
 
 #[napi(object)]
@@ -36,16 +36,17 @@ pub struct ReuseportSocket {
 /// A new `SO_REUSEPORT` socket; throws Node-style system errors (`errno`, `code`, `syscall`).
 #[napi]
 pub fn bind_reuseport(env: Env, opts: BindReuseportOptions) -> Result<ReuseportSocket> {
-  let fd = reuseport::bind_reuseport(
-    opts.address.as_deref(),
-    opts.port as u16,
-    opts.datagram,
-    opts.ipv6_only,
-    opts.reuse_addr,
-    opts.backlog,
-  )
+  let fd = listen::bind_inet(&listen::Inet {
+    address: opts.address.as_deref(),
+    port: opts.port as u16,
+    datagram: opts.datagram,
+    ipv6_only: opts.ipv6_only,
+    reuse_addr: opts.reuse_addr,
+    reuse_port: true,
+    backlog: opts.backlog,
+  })
   .map_err(|e| js::throw(env.raw(), &e))?;
-  let addr = reuseport::local_addr(fd.as_fd()).map_err(|e| js::throw(env.raw(), &e))?;
+  let addr = listen::local_addr(fd.as_fd()).map_err(|e| js::throw(env.raw(), &e))?;
   let family = match addr {
     SocketAddr::V4(_) => "IPv4",
     SocketAddr::V6(_) => "IPv6",

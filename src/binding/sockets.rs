@@ -1,7 +1,7 @@
 //! Socket creation for shared listeners (`core::listen`), as plain functions returning fds that
 //! JavaScript owns until it gives them back with `closeFd`.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -30,16 +30,19 @@ pub struct BoundSocket {
 /// Creates and binds a TCP or UDP socket. Throws Node-style system errors (`errno`, `code`).
 #[napi]
 pub fn bind_inet(env: Env, opts: BindInetOptions) -> Result<BoundSocket> {
-  let fd = listen::bind_inet(
-    opts.address.as_deref(),
-    opts.port as u16,
-    opts.datagram,
-    opts.ipv6_only,
-    opts.reuse_addr,
-    opts.backlog,
-  )
+  let fd = listen::bind_inet(&listen::Inet {
+    address: opts.address.as_deref(),
+    port: opts.port as u16,
+    datagram: opts.datagram,
+    ipv6_only: opts.ipv6_only,
+    reuse_addr: opts.reuse_addr,
+    reuse_port: false,
+    backlog: opts.backlog,
+  })
   .map_err(|e| js::throw(env.raw(), &e))?;
-  let port = listen::local_port(&fd).map_err(|e| js::throw(env.raw(), &e))?;
+  let port = listen::local_addr(fd.as_fd())
+    .map_err(|e| js::throw(env.raw(), &e))?
+    .port();
   Ok(BoundSocket {
     fd: fd.into_raw_fd(),
     port: port as u32,

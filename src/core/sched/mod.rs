@@ -50,7 +50,7 @@ const LEAST_CONN_REFRESH: Duration = Duration::from_millis(50);
 /// and falls back to round-robin where it has no port (unix sockets).
 pub fn for_policy(name: Option<&str>, listener: BorrowedFd<'_>) -> Box<dyn Distributor> {
   match name {
-    Some("least-conn") => match crate::core::reuseport::local_addr(listener) {
+    Some("least-conn") => match crate::core::listen::local_addr(listener) {
       Ok(addr) => {
         let port = addr.port();
         let probe = move || crate::core::diag::open_inodes(port).ok();
