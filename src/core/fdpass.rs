@@ -82,18 +82,8 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<Owne
 #[cfg(test)]
 mod tests {
   use super::*;
-  use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+  use crate::core::testutil::socket_pair as pair;
   use std::os::fd::AsFd;
-
-  fn pair() -> (OwnedFd, OwnedFd) {
-    socketpair(
-      AddressFamily::Unix,
-      SockType::Stream,
-      None,
-      SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap()
-  }
 
   #[test]
   fn an_fd_travels_with_the_first_byte_and_arrives_cloexec() {
