@@ -90,9 +90,13 @@ declare namespace clusterRs {
     signalCode: NodeJS.Signals | null;
   }
 
-  interface ReloadOptions {
-    /** How long an old worker may take to exit after disconnect() before SIGKILL, ms. Default 10000. */
+  /** What `reload` and `shutdown` both take: how a worker is retired. */
+  interface RetireOptions {
+    /** How long a worker may take to exit after disconnect() before SIGKILL, ms (Infinity: wait). Default 10000. */
     timeout?: number;
+  }
+
+  interface ReloadOptions extends RetireOptions {
     /** How long a replacement may take to listen (or come online), ms. Default 30000. */
     readyTimeout?: number;
   }
@@ -102,10 +106,7 @@ declare namespace clusterRs {
     replaced: Array<{ old: number; new: number }>;
   }
 
-  interface ShutdownOptions {
-    /** How long workers may take to exit after disconnect() before SIGKILL, ms (Infinity: wait). Default 10000. */
-    timeout?: number;
-  }
+  interface ShutdownOptions extends RetireOptions {}
 
   interface ShutdownResult {
     workers: number;

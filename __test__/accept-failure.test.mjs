@@ -3,11 +3,10 @@
 // built-in's private round-robin class); and the primary neither spins nor stops serving.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
-import { fixturesDir } from './fixtures/harness.mjs';
+import { spawnJsonLines } from './fixtures/harness.mjs';
 
 function connect(port) {
   return new Promise((resolve) => {
@@ -20,29 +19,12 @@ function connect(port) {
   });
 }
 
-function nextJson(lines) {
-  return new Promise((resolve) => lines.once('json', resolve));
-}
-
 test('an accept failure in the primary closes the client and leaves the worker untouched', { timeout: 30000 }, async () => {
-  const child = spawn(process.execPath, [path.join(fixturesDir, 'accept-failure.js')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    detached: true,
-  });
-  const lines = new (await import('node:events')).EventEmitter();
-  let buf = '';
-  child.stdout.setEncoding('utf8').on('data', (d) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.emit('json', JSON.parse(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-    }
-  });
+  const { child, next } = spawnJsonLines('accept-failure.js');
   try {
-    const { port, pid } = await nextJson(lines);
+    const { port, pid } = await next();
     child.stdin.write('fill\n');
-    await nextJson(lines);
+    await next();
     // The fd limit bounds fd *numbers*: a limit at the lowest free number leaves no slot at all,
     // so the primary's accept fails with EMFILE (until it gives up its reserve fd).
     const used = new Set(fs.readdirSync(`/proc/${pid}/fd`).map(Number));
@@ -57,11 +39,11 @@ test('an accept failure in the primary closes the client and leaves the worker u
     // fds again: the next connection is served (after the paused listener resumes).
     execFileSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:${hard}`]);
     child.stdin.write('unfill\n');
-    await nextJson(lines);
+    await next();
     const served = await connect(port);
     assert.equal(served.data, 'hello');
     child.stdin.write('count\n');
-    const { count } = await nextJson(lines);
+    const { count } = await next();
     assert.equal(count, 1, 'only the served connection reached the worker');
     const [code] = await new Promise((resolve) => child.on('exit', (...a) => resolve(a)));
     assert.equal(code, 0);

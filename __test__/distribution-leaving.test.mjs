@@ -2,11 +2,8 @@
 // connection: it must not also be given to another worker (two workers writing to one client).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
-import { EventEmitter } from 'node:events';
-import { fixturesDir } from './fixtures/harness.mjs';
+import { spawnJsonLines } from './fixtures/harness.mjs';
 
 function fetchOnce(port) {
   return new Promise((resolve) => {
@@ -21,21 +18,7 @@ function fetchOnce(port) {
 }
 
 test('a connection in flight to a worker being disconnected is served exactly once', { timeout: 30000 }, async () => {
-  const child = spawn(process.execPath, [path.join(fixturesDir, 'distribution-leaving.js')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    detached: true,
-  });
-  const lines = new EventEmitter();
-  let buf = '';
-  child.stdout.setEncoding('utf8').on('data', (d) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.emit('json', JSON.parse(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  const next = () => new Promise((resolve) => lines.once('json', resolve));
+  const { child, next } = spawnJsonLines('distribution-leaving.js');
   try {
     const { port } = await next();
     // Worker 1 is stuck now: one of these connections is handed to it and waits.

@@ -12,6 +12,7 @@ const net = require('node:net');
 const path = require('node:path');
 const binding = require('../binding.js');
 const { keysOmitIndexForFixedPorts } = require('./node-line');
+const { Listener } = require('./listener');
 const policies = require('./policy');
 const { ReuseportListener, ReuseportUnsupported } = require('./reuseport');
 
@@ -48,30 +49,6 @@ function isUdp(m) {
 function shortestPath(address) {
   const relative = path.relative(process.cwd(), address);
   return relative.length < address.length ? relative : address;
-}
-
-// A listener shared by the workers that asked for one key. `ready` settles once it is bound:
-// with null (ok) or a negative errno.
-class Listener {
-  constructor(key) {
-    this.key = key;
-    this.workers = new Set();
-    this.data = null;
-    this.errno = null;
-    this.waiting = []; // (errno) => void, for workers that asked while it was binding
-    this.bound = false;
-  }
-
-  whenBound(cb) {
-    if (this.bound) cb(this.errno);
-    else this.waiting.push(cb);
-  }
-
-  settle(errno) {
-    this.bound = true;
-    this.errno = errno;
-    for (const cb of this.waiting.splice(0)) cb(errno);
-  }
 }
 
 class RoundRobinListener extends Listener {

@@ -22,6 +22,7 @@
 // socket's buffer are lost, as with any UDP socket), and the kernel hashes flows across them.
 
 const binding = require('../binding.js');
+const { Listener } = require('./listener');
 
 const UV_EADDRINUSE = -98;
 const UV_EINVAL = -22;
@@ -53,7 +54,7 @@ function isUdp(m) {
 
 class ReuseportUnsupported extends Error {}
 
-class ReuseportListener {
+class ReuseportListener extends Listener {
   /**
    * @param {string} key
    * @param {object} m the first queryServer message
@@ -61,12 +62,7 @@ class ReuseportListener {
    * Throws ReuseportUnsupported when the kernel has no SO_REUSEPORT.
    */
   constructor(key, m, handleOf) {
-    this.key = key;
-    this.workers = new Set();
-    this.data = null;
-    this.errno = null;
-    this.waiting = [];
-    this.bound = false;
+    super(key);
     this.handleOf = handleOf;
     this.udp = isUdp(m);
     this.handleType = this.udp ? 'dgram.Native' : 'net.Native';
@@ -123,16 +119,10 @@ class ReuseportListener {
     return { fd, index: this.slots.length, owner: null, leftBy: null, ownerClosed: false, drain: null };
   }
 
-  whenBound(cb) {
-    if (this.bound) cb(this.errno);
-    else this.waiting.push(cb);
-  }
-
+  // A key that failed to bind gives its `address:port` back.
   settle(errno) {
-    this.bound = true;
-    this.errno = errno;
     if (errno && this.where !== null) this.#release();
-    for (const cb of this.waiting.splice(0)) cb(errno);
+    super.settle(errno);
   }
 
   // A socket for `worker`: { fd, handleType } to send (kept by us for TCP, released after the

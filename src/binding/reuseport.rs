@@ -7,21 +7,9 @@ use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::core::reuseport;
+use super::sockets::BindInetOptions;
+use crate::core::{listen, reuseport};
 use crate::error::js;
-
-#[napi(object)]
-pub struct BindReuseportOptions {
-  /// An IP literal, or none for "any" (dual-stack `::`, else `0.0.0.0`).
-  pub address: Option<String>,
-  pub port: u32,
-  pub datagram: bool,
-  pub ipv6_only: bool,
-  /// `SO_REUSEADDR` on a UDP socket too (TCP always gets it).
-  pub reuse_addr: bool,
-  /// TCP: listen with this backlog (the primary listens, so it knows the group order).
-  pub backlog: Option<i32>,
-}
 
 #[napi(object)]
 pub struct ReuseportSocket {
@@ -34,18 +22,11 @@ pub struct ReuseportSocket {
 }
 
 /// A new `SO_REUSEPORT` socket; throws Node-style system errors (`errno`, `code`, `syscall`).
+/// For TCP, JS passes a backlog: the primary listens itself, so it knows the group order.
 #[napi]
-pub fn bind_reuseport(env: Env, opts: BindReuseportOptions) -> Result<ReuseportSocket> {
-  let fd = reuseport::bind_reuseport(
-    opts.address.as_deref(),
-    opts.port as u16,
-    opts.datagram,
-    opts.ipv6_only,
-    opts.reuse_addr,
-    opts.backlog,
-  )
-  .map_err(|e| js::throw(env.raw(), &e))?;
-  let addr = reuseport::local_addr(fd.as_fd()).map_err(|e| js::throw(env.raw(), &e))?;
+pub fn bind_reuseport(env: Env, opts: BindInetOptions) -> Result<ReuseportSocket> {
+  let fd = opts.bind(&env, true)?;
+  let addr = listen::local_addr(fd.as_fd()).map_err(|e| js::throw(env.raw(), &e))?;
   let family = match addr {
     SocketAddr::V4(_) => "IPv4",
     SocketAddr::V6(_) => "IPv6",

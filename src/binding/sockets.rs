@@ -1,7 +1,7 @@
 //! Socket creation for shared listeners (`core::listen`), as plain functions returning fds that
 //! JavaScript owns until it gives them back with `closeFd`.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -9,6 +9,7 @@ use napi_derive::napi;
 use crate::core::listen;
 use crate::error::js;
 
+/// What `bindInet` and `bindReuseport` take.
 #[napi(object)]
 pub struct BindInetOptions {
   /// An IP literal, or none for "any" (dual-stack `::`, else `0.0.0.0`).
@@ -16,9 +17,27 @@ pub struct BindInetOptions {
   pub port: u32,
   pub datagram: bool,
   pub ipv6_only: bool,
+  /// `SO_REUSEADDR` on a UDP socket too (TCP always gets it).
   pub reuse_addr: bool,
   /// Listen with this backlog (TCP); bound only when absent.
   pub backlog: Option<i32>,
+}
+
+impl BindInetOptions {
+  /// Creates the socket these options describe, `SO_REUSEPORT` or not; throws Node-style
+  /// system errors (`errno`, `code`, `syscall`).
+  pub(crate) fn bind(&self, env: &Env, reuse_port: bool) -> Result<OwnedFd> {
+    listen::bind_inet(&listen::Inet {
+      address: self.address.as_deref(),
+      port: self.port as u16,
+      datagram: self.datagram,
+      ipv6_only: self.ipv6_only,
+      reuse_addr: self.reuse_addr,
+      reuse_port,
+      backlog: self.backlog,
+    })
+    .map_err(|e| js::throw(env.raw(), &e))
+  }
 }
 
 #[napi(object)]
@@ -30,16 +49,10 @@ pub struct BoundSocket {
 /// Creates and binds a TCP or UDP socket. Throws Node-style system errors (`errno`, `code`).
 #[napi]
 pub fn bind_inet(env: Env, opts: BindInetOptions) -> Result<BoundSocket> {
-  let fd = listen::bind_inet(
-    opts.address.as_deref(),
-    opts.port as u16,
-    opts.datagram,
-    opts.ipv6_only,
-    opts.reuse_addr,
-    opts.backlog,
-  )
-  .map_err(|e| js::throw(env.raw(), &e))?;
-  let port = listen::local_port(&fd).map_err(|e| js::throw(env.raw(), &e))?;
+  let fd = opts.bind(&env, false)?;
+  let port = listen::local_addr(fd.as_fd())
+    .map_err(|e| js::throw(env.raw(), &e))?
+    .port();
   Ok(BoundSocket {
     fd: fd.into_raw_fd(),
     port: port as u32,

@@ -82,25 +82,13 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<Owne
 #[cfg(test)]
 mod tests {
   use super::*;
-  use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+  use crate::core::testutil::socket_pair as pair;
   use std::os::fd::AsFd;
 
   #[test]
   fn an_fd_travels_with_the_first_byte_and_arrives_cloexec() {
-    let (a, b) = socketpair(
-      AddressFamily::Unix,
-      SockType::Stream,
-      None,
-      SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
-    let (x, _y) = socketpair(
-      AddressFamily::Unix,
-      SockType::Stream,
-      None,
-      SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
+    let (a, b) = pair();
+    let (x, _y) = pair();
     assert_eq!(send(a.as_fd(), b"hello\n", Some(x.as_raw_fd())).unwrap(), 6);
     let mut buf = [0u8; 64];
     let (n, fds) = recv(b.as_fd(), &mut buf).unwrap();
@@ -112,13 +100,7 @@ mod tests {
 
   #[test]
   fn eof_reads_as_zero_bytes() {
-    let (a, b) = socketpair(
-      AddressFamily::Unix,
-      SockType::Stream,
-      None,
-      SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
+    let (a, b) = pair();
     drop(a);
     let mut buf = [0u8; 8];
     assert_eq!(recv(b.as_fd(), &mut buf).unwrap().0, 0);
@@ -126,13 +108,7 @@ mod tests {
 
   #[test]
   fn writing_to_a_closed_peer_is_epipe_not_sigpipe() {
-    let (a, b) = socketpair(
-      AddressFamily::Unix,
-      SockType::Stream,
-      None,
-      SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
+    let (a, b) = pair();
     drop(b);
     let err = send(a.as_fd(), b"x", None).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPIPE));

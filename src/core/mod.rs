@@ -12,3 +12,5 @@ pub mod protocol;
 pub mod reuseport;
 pub mod sched;
 pub mod spawn;
+#[cfg(test)]
+mod testutil;

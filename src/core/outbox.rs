@@ -330,19 +330,10 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
   use super::*;
-  use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+  use crate::core::testutil::socket_pair;
 
   fn fd() -> Rc<OwnedFd> {
-    Rc::new(
-      socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-      )
-      .unwrap()
-      .0,
-    )
+    Rc::new(socket_pair().0)
   }
 
   fn flat(iov: &[IoSlice<'_>]) -> Vec<u8> {

@@ -9,19 +9,10 @@
 //! listening (its queued connections are not reset). A classic-BPF program attached to the
 //! group (`SO_ATTACH_REUSEPORT_CBPF`) then steers new connections to the sockets of live
 //! workers only ([`steer`]), while the primary accepts what was already queued on the others
-//! and hands it over.
+//! and hands it over. The sockets themselves come from `core::listen` (`reuse_port`).
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-
-use nix::errno::Errno;
-use nix::sys::socket::{
-  bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
-  SockaddrStorage,
-};
-
-use crate::error::ClusterError;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
 const SO_DETACH_REUSEPORT_BPF: libc::c_int = 68;
@@ -36,95 +27,6 @@ const SKF_AD_RXHASH: u32 = 32;
 const SKF_AD_RANDOM: u32 = 56;
 /// BPF_MAXINSNS is 4096; each target costs two instructions.
 pub const MAX_STEERED: usize = 2000;
-
-fn os(syscall: &'static str, e: Errno) -> ClusterError {
-  ClusterError::os(syscall, e.into())
-}
-
-/// A non-blocking socket with `SO_REUSEADDR` and `SO_REUSEPORT`, bound to `address:port` (`None` = any:
-/// `::` dual-stack, else `0.0.0.0`). TCP sockets listen when `backlog` is given.
-pub fn bind_reuseport(
-  address: Option<&str>,
-  port: u16,
-  datagram: bool,
-  ipv6_only: bool,
-  reuse_addr: bool,
-  backlog: Option<i32>,
-) -> Result<OwnedFd, ClusterError> {
-  match address {
-    Some(a) => {
-      let ip: IpAddr = a.parse().map_err(|_| os("bind", Errno::EINVAL))?;
-      bind_one(
-        SocketAddr::new(ip, port),
-        datagram,
-        ipv6_only,
-        reuse_addr,
-        backlog,
-      )
-    }
-    None => {
-      let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
-      match bind_one(any6, datagram, false, reuse_addr, backlog) {
-        Err(e)
-          if e.errno() == Some(-libc::EAFNOSUPPORT) || e.errno() == Some(-libc::EADDRNOTAVAIL) =>
-        {
-          let any4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
-          bind_one(any4, datagram, false, reuse_addr, backlog)
-        }
-        other => other,
-      }
-    }
-  }
-}
-
-fn bind_one(
-  addr: SocketAddr,
-  datagram: bool,
-  ipv6_only: bool,
-  reuse_addr: bool,
-  backlog: Option<i32>,
-) -> Result<OwnedFd, ClusterError> {
-  let family = if addr.is_ipv6() {
-    AddressFamily::Inet6
-  } else {
-    AddressFamily::Inet
-  };
-  let ty = if datagram {
-    SockType::Datagram
-  } else {
-    SockType::Stream
-  };
-  // Non-blocking, as libuv makes its sockets: the worker adopts the file status as it is, and
-  // the primary accepts on the same socket when it drains it.
-  let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-  let fd = socket(family, ty, flags, None).map_err(|e| os("socket", e))?;
-  if !datagram || reuse_addr {
-    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| os("setsockopt", e))?;
-  }
-  setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| os("setsockopt", e))?;
-  if addr.is_ipv6() {
-    setsockopt(&fd, sockopt::Ipv6V6Only, &ipv6_only).map_err(|e| os("setsockopt", e))?;
-  }
-  bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(|e| os("bind", e))?;
-  if let (Some(b), false) = (backlog, datagram) {
-    let b = Backlog::new(b.clamp(1, i32::MAX)).map_err(|e| os("listen", e))?;
-    listen(&fd, b).map_err(|e| os("listen", e))?;
-  }
-  Ok(fd)
-}
-
-/// The address and port a socket is bound to.
-pub fn local_addr(fd: BorrowedFd<'_>) -> Result<SocketAddr, ClusterError> {
-  let addr: SockaddrStorage =
-    nix::sys::socket::getsockname(fd.as_raw_fd()).map_err(|e| os("getsockname", e))?;
-  if let Some(a) = addr.as_sockaddr_in() {
-    return Ok(SocketAddr::new(IpAddr::V4(a.ip()), a.port()));
-  }
-  if let Some(a) = addr.as_sockaddr_in6() {
-    return Ok(SocketAddr::new(IpAddr::V6(a.ip()), a.port()));
-  }
-  Err(os("getsockname", Errno::EAFNOSUPPORT))
-}
 
 fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
   libc::sock_filter { code, jt, jf, k }
@@ -212,8 +114,23 @@ pub fn unsteer(fd: BorrowedFd<'_>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
   use super::*;
+  use crate::core::listen::{bind_inet, local_addr, Inet};
   use std::net::TcpStream;
-  use std::os::fd::AsFd;
+  use std::os::fd::{AsFd, OwnedFd};
+
+  /// A socket of the reuseport group on `127.0.0.1:port`, as `lib/reuseport.js` asks for it.
+  fn member(port: u16, datagram: bool) -> OwnedFd {
+    bind_inet(&Inet {
+      address: Some("127.0.0.1"),
+      port,
+      datagram,
+      reuse_addr: !datagram,
+      reuse_port: true,
+      backlog: (!datagram).then_some(128),
+      ..Inet::default()
+    })
+    .unwrap()
+  }
 
   fn accepted(fd: &OwnedFd) -> usize {
     let mut n = 0;
@@ -242,11 +159,11 @@ mod tests {
   }
 
   fn group(n: usize) -> (Vec<OwnedFd>, u16) {
-    let first = bind_reuseport(Some("127.0.0.1"), 0, false, false, true, Some(128)).unwrap();
+    let first = member(0, false);
     let port = local_addr(first.as_fd()).unwrap().port();
     let mut all = vec![first];
     for _ in 1..n {
-      all.push(bind_reuseport(Some("127.0.0.1"), port, false, false, true, Some(128)).unwrap());
+      all.push(member(port, false));
     }
     assert!(all.iter().all(is_nonblocking));
     (all, port)
@@ -302,9 +219,9 @@ mod tests {
 
   #[test]
   fn udp_sockets_share_the_port() {
-    let a = bind_reuseport(Some("127.0.0.1"), 0, true, false, false, None).unwrap();
+    let a = member(0, true);
     let port = local_addr(a.as_fd()).unwrap().port();
-    let b = bind_reuseport(Some("127.0.0.1"), port, true, false, false, None).unwrap();
+    let b = member(port, true);
     assert_eq!(local_addr(b.as_fd()).unwrap().port(), port);
   }
 

@@ -16,7 +16,7 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{Distributor, Handoff, WorkerId};
+use super::{take_answer, Distributor, Handoff, WorkerId};
 
 /// Lists the inodes of the connections still open (`None`: cannot tell now).
 pub type Probe = Box<dyn FnMut() -> Option<HashSet<u64>>>;
@@ -185,7 +185,7 @@ impl Distributor for LeastConn {
   }
 
   fn answered(&mut self, worker: WorkerId, accepted: bool) -> Vec<Handoff> {
-    let Some(conn) = self.in_flight.remove(&worker) else {
+    let Some(conn) = take_answer(&mut self.in_flight, &mut self.resting, worker, accepted) else {
       return Vec::new();
     };
     if accepted {
@@ -196,9 +196,6 @@ impl Distributor for LeastConn {
       self.resting.clear();
     } else {
       self.pending.push_front(conn);
-      if !self.resting.contains(&worker) {
-        self.resting.push(worker);
-      }
     }
     self.distribute()
   }
@@ -220,23 +217,8 @@ impl Distributor for LeastConn {
 #[cfg(test)]
 mod tests {
   use super::*;
-  use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+  use crate::core::sched::testutil::{conn, workers};
   use std::cell::RefCell;
-
-  fn conn() -> OwnedFd {
-    socketpair(
-      AddressFamily::Unix,
-      SockType::Stream,
-      None,
-      SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap()
-    .0
-  }
-
-  fn workers(h: &[Handoff]) -> Vec<WorkerId> {
-    h.iter().map(|h| h.worker).collect()
-  }
 
   /// A scheduler whose probe reports the inodes in `live` (shared with the test).
   fn sched(live: Rc<RefCell<HashSet<u64>>>) -> LeastConn {

@@ -6,7 +6,10 @@
 pub mod least_conn;
 pub mod round_robin;
 pub mod sticky;
+#[cfg(test)]
+mod testutil;
 
+use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
@@ -42,6 +45,22 @@ pub trait Distributor {
   fn retry(&mut self) -> Vec<Handoff>;
 }
 
+/// A worker answered its `newconn`: takes back the connection in flight to it, and rests the
+/// worker if it refused (it is not asked again until something else happens). `None`: an
+/// answer for nothing we sent, to ignore (the worker is confused or hostile).
+fn take_answer(
+  in_flight: &mut HashMap<WorkerId, Rc<OwnedFd>>,
+  resting: &mut Vec<WorkerId>,
+  worker: WorkerId,
+  accepted: bool,
+) -> Option<Rc<OwnedFd>> {
+  let conn = in_flight.remove(&worker)?;
+  if !accepted && !resting.contains(&worker) {
+    resting.push(worker);
+  }
+  Some(conn)
+}
+
 /// How often least-connections looks up which connections were closed, at most.
 const LEAST_CONN_REFRESH: Duration = Duration::from_millis(50);
 
@@ -50,7 +69,7 @@ const LEAST_CONN_REFRESH: Duration = Duration::from_millis(50);
 /// and falls back to round-robin where it has no port (unix sockets).
 pub fn for_policy(name: Option<&str>, listener: BorrowedFd<'_>) -> Box<dyn Distributor> {
   match name {
-    Some("least-conn") => match crate::core::reuseport::local_addr(listener) {
+    Some("least-conn") => match crate::core::listen::local_addr(listener) {
       Ok(addr) => {
         let port = addr.port();
         let probe = move || crate::core::diag::open_inodes(port).ok();

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use super::{Distributor, Handoff, WorkerId};
+use super::{take_answer, Distributor, Handoff, WorkerId};
 
 #[derive(Default)]
 pub struct RoundRobin {
@@ -106,8 +106,7 @@ impl Distributor for RoundRobin {
 
   fn answered(&mut self, worker: WorkerId, accepted: bool) -> Vec<Handoff> {
     let mut out = Vec::new();
-    let Some(conn) = self.in_flight.remove(&worker) else {
-      // An answer for nothing we sent: ignore it (the worker is confused or hostile).
+    let Some(conn) = take_answer(&mut self.in_flight, &mut self.resting, worker, accepted) else {
       return out;
     };
     if accepted {
@@ -116,9 +115,6 @@ impl Distributor for RoundRobin {
       out.extend(self.handoff(worker));
     } else {
       self.pending.push_front(conn);
-      if !self.resting.contains(&worker) {
-        self.resting.push(worker);
-      }
     }
     self.drain_to_free(&mut out);
     out
@@ -143,22 +139,7 @@ impl Distributor for RoundRobin {
 #[cfg(test)]
 mod tests {
   use super::*;
-  use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-
-  fn conn() -> OwnedFd {
-    socketpair(
-      AddressFamily::Unix,
-      SockType::Stream,
-      None,
-      SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap()
-    .0
-  }
-
-  fn workers(h: &[Handoff]) -> Vec<WorkerId> {
-    h.iter().map(|h| h.worker).collect()
-  }
+  use crate::core::sched::testutil::{conn, workers};
 
   #[test]
   fn connections_go_to_idle_workers_in_turn() {

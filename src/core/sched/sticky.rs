@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use super::{Distributor, Handoff, WorkerId};
+use super::{take_answer, Distributor, Handoff, WorkerId};
 
 /// The client address of a connection, if it has one.
 pub type PeerOf = fn(&OwnedFd) -> Option<IpAddr>;
@@ -188,13 +188,10 @@ impl Distributor for Sticky {
   }
 
   fn answered(&mut self, worker: WorkerId, accepted: bool) -> Vec<Handoff> {
-    let Some(conn) = self.in_flight.remove(&worker) else {
+    let Some(conn) = take_answer(&mut self.in_flight, &mut self.resting, worker, accepted) else {
       return Vec::new();
     };
     if !accepted {
-      if !self.resting.contains(&worker) {
-        self.resting.push(worker);
-      }
       match self.other_than(worker) {
         Some(w) => self.enqueue(w, conn, true),
         None => self.enqueue(worker, conn, true),
@@ -225,24 +222,13 @@ impl Distributor for Sticky {
 #[cfg(test)]
 mod tests {
   use super::*;
-  use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+  use crate::core::sched::testutil::{conn, workers};
   use std::cell::Cell;
   use std::net::Ipv4Addr;
 
   thread_local! {
+    /// The "peer" of every test connection, whenever `fake_peer` is asked.
     static NEXT_IP: Cell<u8> = const { Cell::new(1) };
-  }
-
-  /// Test connections: a socketpair whose "peer" is whatever NEXT_IP says when it is asked.
-  fn conn() -> OwnedFd {
-    socketpair(
-      AddressFamily::Unix,
-      SockType::Stream,
-      None,
-      SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap()
-    .0
   }
 
   fn fake_peer(_: &OwnedFd) -> Option<IpAddr> {
@@ -252,10 +238,6 @@ mod tests {
   fn from(ip: u8) -> OwnedFd {
     NEXT_IP.with(|c| c.set(ip));
     conn()
-  }
-
-  fn workers(h: &[Handoff]) -> Vec<WorkerId> {
-    h.iter().map(|h| h.worker).collect()
   }
 
   #[test]
