@@ -3,7 +3,10 @@
 // setupPrimary({ maxQueuedBytes }) makes sends past it fail instead of queueing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { runBoth, runFixture, describeRun } from './fixtures/harness.mjs';
+
+const splitSensitive = createRequire(import.meta.url)('../lib/node-line.js').advancedReaderStallsOnSplitPrefix();
 
 test('send() returns false where the built-in does, and nothing is lost', { timeout: 20000 }, async () => {
   for (const mode of ['json', 'advanced']) {
@@ -14,8 +17,15 @@ test('send() returns false where the built-in does, and nothing is lost', { time
     const r = rs.json;
     // The kernel's socket buffer, then 128 KiB queued: within one 64 KiB batch of the built-in.
     assert.ok(r.sentUntilFalse < 5000, `${mode}: send() never returned false`);
-    assert.ok(Math.abs(r.sentUntilFalse - b.sentUntilFalse) <= 32,
-              `${mode}: false after ${r.sentUntilFalse} sends, the built-in after ${b.sentUntilFalse}`);
+    const what = `${mode}: false after ${r.sentUntilFalse} sends, the built-in after ${b.sentUntilFalse}`;
+    if (mode === 'advanced' && splitSensitive) {
+      // The worker's reader stalls on split length prefixes, so the primary keeps its socket
+      // buffer small for it (README, "Differences"): false comes sooner, never later, and
+      // not before our own queue has taken 64 KiB (32 of these 2 KiB messages).
+      assert.ok(r.sentUntilFalse <= b.sentUntilFalse + 32 && r.sentUntilFalse >= 32, what);
+    } else {
+      assert.ok(Math.abs(r.sentUntilFalse - b.sentUntilFalse) <= 32, what);
+    }
     assert.equal(r.callbacks, r.sent, `${mode}: every send callback ran`);
     assert.deepEqual(r.worker, { count: r.sent, inOrder: true, first: 0, last: r.sent - 1 });
   }
