@@ -6,5 +6,6 @@ mod reuseport;
 mod round_robin;
 mod sockets;
 mod stats;
+mod teardown;
 mod uv;
 mod worker_handle;

@@ -86,6 +86,7 @@ pub fn create_round_robin(
   let listen_fd = borrowed
     .try_clone_to_owned()
     .map_err(|e| js::throw(raw_env, &ClusterError::os("dup", e)))?;
+  super::teardown::ensure_hook(&env)?;
   let uv_loop = env.get_uv_event_loop()?.cast::<c_void>();
   let sched = crate::core::sched::for_policy(policy.as_deref(), listen_fd.as_fd());
   let state: RrShared = Rc::new(RefCell::new(RrState {

@@ -5,6 +5,8 @@
 //! without Node. Handle memory is sized at run time with `uv_handle_size`, so no struct layout
 //! is copied from libuv's headers.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::ffi::{c_int, c_void, CStr};
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
@@ -73,17 +75,66 @@ fn uv() -> &'static Uv {
   })
 }
 
-/// What a poll handle carries: the owner's context, and the fd to close once libuv lets go.
+/// What a handle carries: the owner's context (taken out by [`close_all`]), and the fd to
+/// close once libuv lets go.
 struct Slot<T> {
-  data: T,
+  data: Option<T>,
   fd_to_close: Option<OwnedFd>,
+}
+
+/// Closes one open handle at teardown and hands back its context, to be dropped by the caller.
+type Teardown = unsafe fn(*mut c_void) -> Box<dyn Any>;
+
+thread_local! {
+  /// This thread's handles that their owners have not closed yet (see [`close_all`]).
+  static OPEN: RefCell<Vec<(*mut c_void, Teardown)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Forgets `handle` as open; false when it was not (already closed by [`close_all`]).
+fn unregister(handle: *mut c_void) -> bool {
+  OPEN.with(|open| {
+    let mut open = open.borrow_mut();
+    let found = open.iter().position(|(h, _)| *h == handle);
+    found.map(|i| open.swap_remove(i)).is_some()
+  })
+}
+
+/// Closes every handle of this thread that its owner has not closed: the Node environment is
+/// going away (a worker thread ends, or the process), and libuv cannot close a loop that still
+/// has open handles (Node aborts). The owners' contexts are dropped only after every handle is
+/// closed, so no fd they own is closed while a handle still watches it. Nothing may use a
+/// `Poll`/`Timer` of this thread afterwards but `close` (a no-op then): no callback of ours
+/// runs once the environment is torn down.
+pub fn close_all() {
+  let open = OPEN.with(|open| std::mem::take(&mut *open.borrow_mut()));
+  let contexts: Vec<Box<dyn Any>> = open
+    .into_iter()
+    // SAFETY: each entry is a live handle with the teardown function of its own `T`.
+    .map(|(handle, teardown)| unsafe { teardown(handle) })
+    .collect();
+  drop(contexts);
+}
+
+/// The [`Teardown`] for a handle carrying a `T`.
+///
+/// # Safety
+/// `handle` must come from `new_handle::<T>` and not be closed yet.
+unsafe fn teardown<T: 'static>(handle: *mut c_void) -> Box<dyn Any> {
+  let uv = uv();
+  // SAFETY: per the contract, the data pointer is a live `Slot<T>`; `on_close` frees it later.
+  unsafe {
+    let slot = (uv.get_data)(handle) as *mut Slot<T>;
+    let data = (*slot).data.take();
+    (uv.close)(handle, Some(on_close::<T>));
+    Box::new(data)
+  }
 }
 
 /// Allocates a handle of `kind`, initialises it with `init`, and attaches `data`.
 ///
 /// # Safety
 /// `init` must be the libuv init function for `kind`, called on the current thread's loop.
-unsafe fn new_handle<T>(
+unsafe fn new_handle<T: 'static>(
   kind: c_int,
   init: impl FnOnce(*mut c_void) -> c_int,
   data: T,
@@ -101,11 +152,12 @@ unsafe fn new_handle<T>(
     return Err(io::Error::from_raw_os_error(-rc));
   }
   let slot = Box::into_raw(Box::new(Slot {
-    data,
+    data: Some(data),
     fd_to_close: None,
   }));
   // SAFETY: the handle is initialised; the data pointer stays valid until `on_close`.
   unsafe { (uv.set_data)(handle, slot.cast()) };
+  OPEN.with(|open| open.borrow_mut().push((handle, teardown::<T> as Teardown)));
   Ok(handle)
 }
 
@@ -115,7 +167,11 @@ unsafe fn new_handle<T>(
 /// `handle` must come from `new_handle::<T>` with this same `T` and not be closed yet.
 unsafe fn data_of<'a, T>(handle: *mut c_void) -> &'a T {
   // SAFETY: per the contract, the data pointer is a live `Slot<T>`.
-  unsafe { &(*((uv().get_data)(handle) as *const Slot<T>)).data }
+  let data = unsafe { &(*((uv().get_data)(handle) as *const Slot<T>)).data };
+  // Taken only by `close_all`, after which no callback reaches a handle of ours.
+  data
+    .as_ref()
+    .expect("a handle used after its environment was torn down")
 }
 
 /// A `uv_poll_t` watching one fd, carrying a `T` that its callback can reach.
@@ -125,7 +181,7 @@ pub struct Poll<T> {
   _marker: std::marker::PhantomData<T>,
 }
 
-impl<T> Poll<T> {
+impl<T: 'static> Poll<T> {
   /// # Safety
   /// `uv_loop` must be the loop of the calling thread (from `napi_get_uv_event_loop`).
   pub unsafe fn new(uv_loop: *mut c_void, fd: RawFd, data: T) -> io::Result<Self> {
@@ -170,6 +226,10 @@ impl<T> Poll<T> {
   /// Stops watching at once and frees the handle when libuv is done with it; `fd` (the watched
   /// fd, if the caller owned it) is closed only then, so libuv never polls a closed fd number.
   pub fn close(self, fd: Option<OwnedFd>) {
+    if !unregister(self.handle) {
+      // Closed by `close_all` already; `fd` closes here.
+      return;
+    }
     let uv = uv();
     // SAFETY: the data pointer was set in `new` and is still ours until `on_close` runs.
     unsafe {
@@ -205,7 +265,7 @@ pub struct Timer<T> {
   _marker: std::marker::PhantomData<T>,
 }
 
-impl<T> Timer<T> {
+impl<T: 'static> Timer<T> {
   /// # Safety
   /// `uv_loop` must be the loop of the calling thread (from `napi_get_uv_event_loop`).
   pub unsafe fn new(uv_loop: *mut c_void, data: T) -> io::Result<Self> {
@@ -228,6 +288,9 @@ impl<T> Timer<T> {
   }
 
   pub fn close(self) {
+    if !unregister(self.handle) {
+      return; // closed by `close_all` already
+    }
     // SAFETY: the handle is initialised; `on_close` frees it and its slot once.
     unsafe { (uv().close)(self.handle, Some(on_close::<T>)) };
   }

@@ -335,6 +335,7 @@ pub fn spawn_worker(
   };
   let raw_env = env.raw();
   let spawned = spawn::spawn(&opts).map_err(|e| js::throw(raw_env, &e))?;
+  super::teardown::ensure_hook(&env)?;
   let uv_loop = env.get_uv_event_loop()?.cast::<c_void>();
   // SAFETY: `on_event` is a live value of this call, on the JS thread.
   let callback = unsafe { JsCallback::new(raw_env, on_event.raw(), "cluster-rs:worker")? };
