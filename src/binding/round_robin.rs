@@ -3,6 +3,13 @@
 //!
 //! Write ownership: the `newconn` frames go through the worker's own `Channel` outbox, the same
 //! queue as every JavaScript send, so the one-fd-in-flight rule holds across both (§3.4).
+//!
+//! Accepting on demand: the listener is watched only while the scheduler wants a connection
+//! (`Distributor::wants_connection`: an idle worker). Under load every worker has a `newconn`
+//! in flight, so a new connection could only wait in our queue; it waits in the kernel's
+//! accept queue instead, in the same order, and costs the primary no wake-up. A worker's
+//! answer then takes the next one straight from the kernel (`pump`), in the same loop turn as
+//! the read that carried the answer.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -50,6 +57,8 @@ pub struct RrState {
   workers: HashMap<WorkerId, Weak<RefCell<WorkerState>>>,
   /// `(listener poll, listening fd)`; `None` once closed.
   listener: Option<(Poll<Weak<RefCell<RrState>>>, OwnedFd)>,
+  /// Whether the listener poll is started (see "Accepting on demand").
+  watching: bool,
   /// A unix socket path this listener bound, unlinked on close (as libuv does for its pipes).
   unlink_on_close: Option<String>,
   retry: Option<Timer<Weak<RefCell<RrState>>>>,
@@ -93,6 +102,7 @@ pub fn create_round_robin(
     sched,
     workers: HashMap::new(),
     listener: None,
+    watching: true,
     unlink_on_close: unlink_path,
     retry: None,
     retry_ms: RETRY_FIRST_MS,
@@ -130,6 +140,7 @@ impl RoundRobinHandle {
       s.sched.add(id)
     };
     perform(&self.state, handoff.into_iter().collect());
+    pump(&self.state);
   }
 
   /// The worker left this key. Returns true when no worker is left (the caller then closes).
@@ -186,6 +197,7 @@ fn remove_worker(state: &RrShared, id: WorkerId) -> bool {
     s.sched.remove(id)
   };
   perform(state, handoffs);
+  pump(state);
   empty
 }
 
@@ -207,6 +219,7 @@ pub fn answered(state: &RrShared, worker: WorkerId, accepted: bool) {
     handoffs
   };
   perform(state, handoffs);
+  pump(state);
   schedule_retry(state);
 }
 
@@ -238,15 +251,11 @@ unsafe extern "C" fn on_retry(handle: *mut c_void) {
   };
   let handoffs = {
     let mut s = state.borrow_mut();
-    if s.accept_paused {
-      s.accept_paused = false;
-      if let Some((poll, _)) = &s.listener {
-        let _ = poll.start(uv::READABLE, on_acceptable);
-      }
-    }
+    s.accept_paused = false;
     s.sched.retry()
   };
   perform(&state, handoffs);
+  pump(&state);
   schedule_retry(&state);
 }
 
@@ -289,19 +298,44 @@ unsafe extern "C" fn on_acceptable(handle: *mut c_void, _status: c_int, _events:
   let Some(state) = (unsafe { Poll::<Weak<RefCell<RrState>>>::data(handle) }).upgrade() else {
     return;
   };
+  pump(&state);
+}
+
+/// Accepts connections while the scheduler wants them (at most `ACCEPTS_PER_TURN`), and
+/// watches the listener exactly while it may want more: stops watching when no worker is
+/// idle, starts again when the kernel's queue is found empty with a worker idle. Called after
+/// every event that can leave a worker idle, so a connection left in the kernel's queue is
+/// taken as soon as someone can have it.
+fn pump(state: &RrShared) {
   for _ in 0..ACCEPTS_PER_TURN {
     let conn = {
       let mut s = state.borrow_mut();
       let s = &mut *s;
-      let Some((_, fd)) = &s.listener else { return };
+      if s.accept_paused {
+        return;
+      }
+      let Some((poll, fd)) = &s.listener else {
+        return;
+      };
+      if !s.sched.wants_connection() {
+        if s.watching {
+          poll.stop();
+          s.watching = false;
+        }
+        return;
+      }
       match accept::accept(fd.as_fd(), &mut s.reserve) {
         Accepted::Conn(conn) => conn,
         Accepted::Shed => continue,
-        Accepted::Empty => return,
-        Accepted::Exhausted => {
-          if let Some((poll, _)) = &s.listener {
-            poll.stop();
+        Accepted::Empty => {
+          if !s.watching {
+            s.watching = poll.start(uv::READABLE, on_acceptable).is_ok();
           }
+          return;
+        }
+        Accepted::Exhausted => {
+          poll.stop();
+          s.watching = false;
           s.accept_paused = true;
           if let Some(timer) = &s.retry {
             timer.start(EXHAUSTED_PAUSE_MS, on_retry);
@@ -311,6 +345,14 @@ unsafe extern "C" fn on_acceptable(handle: *mut c_void, _status: c_int, _events:
       }
     };
     let handoffs = state.borrow_mut().sched.accepted(conn);
-    perform(&state, handoffs);
+    perform(state, handoffs);
+  }
+  // The bound was reached with connections perhaps still queued: the (level-triggered) poll
+  // brings us back on the next loop turn.
+  let mut s = state.borrow_mut();
+  if !s.watching {
+    if let Some((poll, _)) = &s.listener {
+      s.watching = poll.start(uv::READABLE, on_acceptable).is_ok();
+    }
   }
 }
