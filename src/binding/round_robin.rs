@@ -263,20 +263,18 @@ unsafe extern "C" fn on_retry(handle: *mut c_void) {
 /// key, which puts its connection back in the queue for the others.
 fn perform(state: &RrShared, mut handoffs: Vec<Handoff>) {
   while let Some(h) = handoffs.pop() {
-    let (worker, frame_key) = {
-      let s = state.borrow();
-      (
-        s.workers.get(&h.worker).and_then(Weak::upgrade),
-        s.key.clone(),
-      )
-    };
+    let worker = state
+      .borrow()
+      .workers
+      .get(&h.worker)
+      .and_then(Weak::upgrade);
     let sent = worker.as_ref().is_some_and(|w| {
       let s = state.borrow();
       let Some(conn) = s.sched.in_flight(h.worker) else {
         return false;
       };
       let seq = next_seq();
-      let ok = send_internal(w, |mode| encode_newconn(mode, &frame_key, seq), conn);
+      let ok = send_internal(w, |mode, buf| encode_newconn(mode, &s.key, seq, buf), conn);
       if ok {
         w.borrow_mut().routes.insert(seq, Rc::downgrade(state));
       }

@@ -399,11 +399,12 @@ impl WorkerHandle {
   }
 }
 
-/// Queues a frame built by Rust (in the channel's format) with an fd; false when the channel
-/// is closed or broken (the caller then treats the worker as gone).
+/// Queues a frame built by Rust (in the channel's format, appended by `frame` to an empty
+/// buffer) with an fd; false when the channel is closed or broken (the caller then treats the
+/// worker as gone).
 pub fn send_internal(
   worker: &Shared,
-  frame: impl FnOnce(Serialization) -> Vec<u8>,
+  frame: impl FnOnce(Serialization, &mut Vec<u8>),
   fd: Rc<OwnedFd>,
 ) -> bool {
   let mut s = worker.borrow_mut();
@@ -413,7 +414,9 @@ pub fn send_internal(
   let Some(side) = s.channel.as_mut() else {
     return false;
   };
-  let bytes = frame(side.channel.mode());
+  // Built in a buffer recycled from written frames: a hand-off allocates none.
+  let mut bytes = side.channel.take_buffer();
+  frame(side.channel.mode(), &mut bytes);
   match side.channel.send(bytes, Some(fd), 0, false, false) {
     Ok(_) => {
       s.rearm();
