@@ -140,7 +140,7 @@ impl RoundRobinHandle {
       s.sched.add(id)
     };
     perform(&self.state, handoff.into_iter().collect());
-    pump(&self.state);
+    resume_accepting(&self.state);
   }
 
   /// The worker left this key. Returns true when no worker is left (the caller then closes).
@@ -197,7 +197,7 @@ fn remove_worker(state: &RrShared, id: WorkerId) -> bool {
     s.sched.remove(id)
   };
   perform(state, handoffs);
-  pump(state);
+  resume_accepting(state);
   empty
 }
 
@@ -219,7 +219,7 @@ pub fn answered(state: &RrShared, worker: WorkerId, accepted: bool) {
     handoffs
   };
   perform(state, handoffs);
-  pump(state);
+  resume_accepting(state);
   schedule_retry(state);
 }
 
@@ -255,7 +255,7 @@ unsafe extern "C" fn on_retry(handle: *mut c_void) {
     s.sched.retry()
   };
   perform(&state, handoffs);
-  pump(&state);
+  resume_accepting(&state);
   schedule_retry(&state);
 }
 
@@ -297,6 +297,19 @@ unsafe extern "C" fn on_acceptable(handle: *mut c_void, _status: c_int, _events:
     return;
   };
   pump(&state);
+}
+
+/// After an event that may have left a worker idle: takes what waits in the kernel's queue if
+/// the listener is not watched (while it is, its poll reports what arrives; trying anyway
+/// would cost an `accept4` per event for nothing).
+fn resume_accepting(state: &RrShared) {
+  let idle = {
+    let s = state.borrow();
+    !s.watching && !s.accept_paused
+  };
+  if idle {
+    pump(state);
+  }
 }
 
 /// Accepts connections while the scheduler wants them (at most `ACCEPTS_PER_TURN`), and
