@@ -36,6 +36,9 @@ const RETRY_FIRST_MS: u64 = 5;
 const RETRY_MAX_MS: u64 = 500;
 /// How long accepting pauses when the primary is out of fds and cannot even shed.
 const EXHAUSTED_PAUSE_MS: u64 = 100;
+/// At most this many connections are taken from the kernel's queue to be closed on `close`
+/// (Linux caps a listen backlog at `somaxconn`, 4096 by default).
+const CLOSE_QUEUED_MAX: usize = 4096;
 
 thread_local! {
   static NEXT_SEQ: Cell<u64> = const { Cell::new(RUST_SEQ_BASE) };
@@ -172,10 +175,18 @@ impl RoundRobinHandle {
   }
 
   /// Stops accepting, closes the listening socket and every connection still waiting.
+  /// Connections still in the kernel's accept queue (accepting on demand leaves them there
+  /// while every worker is busy) are accepted and closed too, as those in our own queue are:
+  /// their clients see the connection closed, not reset. `keepQueued`: leave them queued, for
+  /// a listening socket that lives on elsewhere (a reuseport slot given to a new worker).
   #[napi]
-  pub fn close(&self) {
+  pub fn close(&self, keep_queued: Option<bool>) {
     let mut s = self.state.borrow_mut();
+    let s = &mut *s;
     if let Some((poll, fd)) = s.listener.take() {
+      if keep_queued != Some(true) {
+        accept::close_queued(fd.as_fd(), &mut s.reserve, CLOSE_QUEUED_MAX);
+      }
       poll.close(Some(fd));
       if let Some(path) = s.unlink_on_close.take() {
         let _ = std::fs::remove_file(path);
