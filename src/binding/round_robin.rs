@@ -6,10 +6,10 @@
 //!
 //! Accepting on demand: the listener is watched only while the scheduler wants a connection
 //! (`Distributor::wants_connection`: an idle worker). Under load every worker has a `newconn`
-//! in flight, so a new connection could only wait in our queue; it waits in the kernel's
-//! accept queue instead, in the same order, and costs the primary no wake-up. A worker's
-//! answer then takes the next one straight from the kernel (`pump`), in the same loop turn as
-//! the read that carried the answer.
+//! in flight, so a new connection could only wait in a queue; it waits in the kernel's accept
+//! queue, in the same order, and costs the primary no wake-up of its own. When an answer
+//! leaves a worker idle with our queue empty, `pump` takes the kernel's whole queue (bounded)
+//! into ours, in the same loop turn as the read that carried the answer.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -323,13 +323,15 @@ fn resume_accepting(state: &RrShared) {
   }
 }
 
-/// Accepts connections while the scheduler wants them (at most `ACCEPTS_PER_TURN`), and
-/// watches the listener exactly while it may want more: stops watching when no worker is
-/// idle, starts again when the kernel's queue is found empty with a worker idle. Called after
-/// every event that can leave a worker idle, so a connection left in the kernel's queue is
-/// taken as soon as someone can have it.
+/// Accepts when the scheduler wants a connection (a worker is idle), and then everything the
+/// kernel's queue holds, up to `ACCEPTS_PER_TURN`, into ours, as Node's primary accepts all it
+/// is offered: the answers that follow are served from our queue with no system call, and the
+/// kernel's queue is emptied at least once per batch (one `accept4` that finds it empty per
+/// batch, not per connection). The listener is watched exactly while a worker is idle; when
+/// none is, what arrives waits in the kernel's queue until our own runs out.
 fn pump(state: &RrShared) {
-  for _ in 0..ACCEPTS_PER_TURN {
+  let mut taken = 0;
+  while taken < ACCEPTS_PER_TURN {
     let conn = {
       let mut s = state.borrow_mut();
       let s = &mut *s;
@@ -339,22 +341,16 @@ fn pump(state: &RrShared) {
       let Some((poll, fd)) = &s.listener else {
         return;
       };
-      if !s.sched.wants_connection() {
-        if s.watching {
-          poll.stop();
-          s.watching = false;
-        }
-        return;
+      if taken == 0 && !s.sched.wants_connection() {
+        break;
       }
       match accept::accept(fd.as_fd(), &mut s.reserve) {
         Accepted::Conn(conn) => conn,
-        Accepted::Shed => continue,
-        Accepted::Empty => {
-          if !s.watching {
-            s.watching = poll.start(uv::READABLE, on_acceptable).is_ok();
-          }
-          return;
+        Accepted::Shed => {
+          taken += 1;
+          continue;
         }
+        Accepted::Empty => break,
         Accepted::Exhausted => {
           poll.stop();
           s.watching = false;
@@ -366,15 +362,21 @@ fn pump(state: &RrShared) {
         }
       }
     };
+    taken += 1;
     let handoffs = state.borrow_mut().sched.accepted(conn);
     perform(state, handoffs);
   }
-  // The bound was reached with connections perhaps still queued: the (level-triggered) poll
-  // brings us back on the next loop turn.
+  // Watch while a worker is idle (a batch cut short by the bound leaves the poll readable, so
+  // it comes back at once); otherwise the next answer that leaves one idle takes more.
   let mut s = state.borrow_mut();
-  if !s.watching {
-    if let Some((poll, _)) = &s.listener {
+  let s = &mut *s;
+  let want = s.sched.wants_connection();
+  if let Some((poll, _)) = &s.listener {
+    if want && !s.watching {
       s.watching = poll.start(uv::READABLE, on_acceptable).is_ok();
+    } else if !want && s.watching {
+      poll.stop();
+      s.watching = false;
     }
   }
 }
