@@ -6,6 +6,8 @@
 //    got) change nothing: every connection is still answered, by both workers.
 //  * A worker stuck in JavaScript (it reads and acks nothing) holds at most the one connection
 //    in flight to it; the others go to the other workers meanwhile, and it gets its one after.
+//  * With every worker stuck, the connections that arrive meanwhile all wait and are all served
+//    once the workers read again: none is lost or reset.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runFixture, describeRun } from './fixtures/harness.mjs';
@@ -53,4 +55,15 @@ test('a worker that never acks holds at most one connection; the others are serv
   const fromStuck = out.answers.filter((a) => a === String(out.stuckId)).length;
   assert.ok(fromStuck <= 1, `the stuck worker answered ${fromStuck}`);
   assert.ok(out.beforeUnstuck >= 29, `only ${out.beforeUnstuck} answered while a worker was stuck`);
+});
+
+test('every worker stuck while 40 clients connect: all 40 are served afterwards, none lost', { timeout: 60000 }, async () => {
+  const run = await runFixture('distribution-bad-input.js', ['allstuck'], { timeout: 30000 });
+  const out = run.json;
+  assert.ok(out && out.primaryAlive && !out.error, describeRun(run));
+  assert.equal(out.spun, true, describeRun(run));
+  assert.equal(out.answers.length, 40);
+  const ids = out.ids.map(String);
+  assert.ok(out.answers.every((a) => ids.includes(a)), `unanswered: ${out.answers}`);
+  for (const id of ids) assert.ok(out.answers.includes(id), `worker ${id} served none: ${out.answers}`);
 });

@@ -9,6 +9,10 @@
 
 const binding = require('../binding.js');
 const ipc = require('./ipc');
+
+// The per-message send: the worker named by number (a class method call costs napi-rs more
+// than the send itself for a small message).
+const { sendFrame } = binding;
 const handles = require('./handles');
 const errors = require('./errors');
 
@@ -66,6 +70,7 @@ function reportable(err) {
 class Channel {
   #proc;
   #handle;
+  #worker;
   #encode;
   #json;
   #maxQueuedBytes;
@@ -90,6 +95,7 @@ class Channel {
   constructor(proc, handle, serialization, maxQueuedBytes) {
     this.#proc = proc;
     this.#handle = handle;
+    this.#worker = handle.workerId;
     this.#json = serialization !== 'advanced';
     this.#encode = ipc.encoder(serialization);
     this.#maxQueuedBytes = maxQueuedBytes;
@@ -139,7 +145,7 @@ class Channel {
     const flags = commit === null && hasCallback ? SEND_NOTIFY : 0;
     let queued;
     try {
-      queued = this.#handle.send(frame, fd, id, flags);
+      queued = sendFrame(this.#worker, frame, fd, id, flags);
     } catch (err) {
       if (!options.swallowErrors) this.#report(err, callback);
       return false;
@@ -180,7 +186,7 @@ class Channel {
     const id = this.#nextId++;
     let queued;
     try {
-      queued = this.#handle.send(frame, fd, id, 0);
+      queued = sendFrame(this.#worker, frame, fd, id, 0);
     } catch (err) {
       this.#report(err, undefined);
       return false;
@@ -257,7 +263,7 @@ class Channel {
       // NACK: the worker did not get the fd. We still own the socket, so send it again.
       try {
         const again = this.#nextId++;
-        this.#handle.send(entry.frame, entry.sent.raw.fd, again, 0);
+        sendFrame(this.#worker, entry.frame, entry.sent.raw.fd, again, 0);
         this.#inFlight.set(again, entry);
         entry.retried = true;
       } catch (err) {
@@ -408,7 +414,7 @@ class Channel {
   // Protocol replies nobody asked to be told about: errors are swallowed, as Node does.
   #sendReply(message, bypass = true) {
     try {
-      this.#handle.send(this.#encode(message), -1, 0, bypass ? SEND_BYPASS : 0);
+      sendFrame(this.#worker, this.#encode(message), -1, 0, bypass ? SEND_BYPASS : 0);
     } catch {
       // The worker is gone; its disconnect is on its way.
     }

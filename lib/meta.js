@@ -19,7 +19,6 @@ let nextLineage = 1;
  * @property {object} lineage            { id, restarts, history: number[], timer, gaveUp }
  * @property {number} listening          servers listening (listening acts minus close acts)
  * @property {number} messagesIn         messages received from the worker
- * @property {number} messagesOut        frames written to the worker
  * @property {boolean} replacing         a reload's replacement not yet ready: not supervised
  */
 
@@ -35,7 +34,6 @@ function create(worker, env, lineage) {
     lineage: lineage || newLineage(),
     listening: 0,
     messagesIn: 0,
-    messagesOut: 0,
     replacing: false,
   };
   records.set(worker, meta);

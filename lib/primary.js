@@ -17,7 +17,6 @@ const supervisorLib = require('./supervisor');
 const { createLifecycle } = require('./reload');
 const statsLib = require('./stats');
 const meta = require('./meta');
-const { bindingHandle } = require('./worker-process');
 
 const { SCHED_NONE, SCHED_RR } = policies;
 
@@ -213,7 +212,6 @@ function install(cluster) {
     const worker = new Worker({ id, process: proc });
     const m = meta.create(worker, env, lineage);
     m.replacing = replacing;
-    countFrames(proc, m);
 
     // Registered before any user listener, so cluster 'message' comes first.
     worker.on('message', function onMessage(message, handle) {
@@ -324,18 +322,6 @@ function install(cluster) {
     }),
   });
   return cluster;
-}
-
-// Every frame written to the worker (user sends, protocol messages, handle acks) goes through
-// the binding handle's send(): count them there.
-function countFrames(proc, m) {
-  const handle = bindingHandle(proc);
-  if (!handle) return;
-  const send = handle.send;
-  handle.send = function countedSend(...args) {
-    m.messagesOut += 1;
-    return send.apply(this, args);
-  };
 }
 
 // Legacy: a parent of this primary may ask it to start the debugger in every worker.

@@ -138,7 +138,8 @@ class ReuseportListener extends Listener {
       const slot = this.#freeSlot() ?? this.#slot(this.#bind());
       if (slot.index === this.slots.length) this.slots.push(slot);
       if (slot.drain) {
-        slot.drain.close();
+        // What still waits on the slot is the new owner's to accept.
+        slot.drain.close(true);
         slot.drain = null;
       }
       slot.owner = worker;

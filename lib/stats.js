@@ -37,7 +37,7 @@ function workerStats(worker) {
     uptimeMs: m ? Math.round(performance.now() - m.forkedHr) : 0,
     connections: handle ? handle.connectionsHandedOut : 0,
     messagesIn: m ? m.messagesIn : 0,
-    messagesOut: m ? m.messagesOut : 0,
+    messagesOut: handle ? handle.framesOut : 0,
     restarts: m ? m.lineage.restarts : 0,
     rss: figures ? figures.rss : null,
     cpu: figures ? { user: figures.userMicros, system: figures.systemMicros } : null,

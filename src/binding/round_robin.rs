@@ -3,6 +3,13 @@
 //!
 //! Write ownership: the `newconn` frames go through the worker's own `Channel` outbox, the same
 //! queue as every JavaScript send, so the one-fd-in-flight rule holds across both (§3.4).
+//!
+//! Accepting on demand: the listener is watched only while the scheduler wants a connection
+//! (`Distributor::wants_connection`: an idle worker). Under load every worker has a `newconn`
+//! in flight, so a new connection could only wait in a queue; it waits in the kernel's accept
+//! queue, in the same order, and costs the primary no wake-up of its own. When an answer
+//! leaves a worker idle with our queue empty, `pump` takes the kernel's whole queue (bounded)
+//! into ours, in the same loop turn as the read that carried the answer.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -29,6 +36,9 @@ const RETRY_FIRST_MS: u64 = 5;
 const RETRY_MAX_MS: u64 = 500;
 /// How long accepting pauses when the primary is out of fds and cannot even shed.
 const EXHAUSTED_PAUSE_MS: u64 = 100;
+/// At most this many connections are taken from the kernel's queue to be closed on `close`
+/// (Linux caps a listen backlog at `somaxconn`, 4096 by default).
+const CLOSE_QUEUED_MAX: usize = 4096;
 
 thread_local! {
   static NEXT_SEQ: Cell<u64> = const { Cell::new(RUST_SEQ_BASE) };
@@ -50,6 +60,8 @@ pub struct RrState {
   workers: HashMap<WorkerId, Weak<RefCell<WorkerState>>>,
   /// `(listener poll, listening fd)`; `None` once closed.
   listener: Option<(Poll<Weak<RefCell<RrState>>>, OwnedFd)>,
+  /// Whether the listener poll is started (see "Accepting on demand").
+  watching: bool,
   /// A unix socket path this listener bound, unlinked on close (as libuv does for its pipes).
   unlink_on_close: Option<String>,
   retry: Option<Timer<Weak<RefCell<RrState>>>>,
@@ -94,6 +106,7 @@ pub fn create_round_robin(
     sched,
     workers: HashMap::new(),
     listener: None,
+    watching: true,
     unlink_on_close: unlink_path,
     retry: None,
     retry_ms: RETRY_FIRST_MS,
@@ -131,6 +144,7 @@ impl RoundRobinHandle {
       s.sched.add(id)
     };
     perform(&self.state, handoff.into_iter().collect());
+    resume_accepting(&self.state);
   }
 
   /// The worker left this key. Returns true when no worker is left (the caller then closes).
@@ -162,10 +176,18 @@ impl RoundRobinHandle {
   }
 
   /// Stops accepting, closes the listening socket and every connection still waiting.
+  /// Connections still in the kernel's accept queue (accepting on demand leaves them there
+  /// while every worker is busy) are accepted and closed too, as those in our own queue are:
+  /// their clients see the connection closed, not reset. `keepQueued`: leave them queued, for
+  /// a listening socket that lives on elsewhere (a reuseport slot given to a new worker).
   #[napi]
-  pub fn close(&self) {
+  pub fn close(&self, keep_queued: Option<bool>) {
     let mut s = self.state.borrow_mut();
+    let s = &mut *s;
     if let Some((poll, fd)) = s.listener.take() {
+      if keep_queued != Some(true) {
+        accept::close_queued(fd.as_fd(), &mut s.reserve, CLOSE_QUEUED_MAX);
+      }
       poll.close(Some(fd));
       if let Some(path) = s.unlink_on_close.take() {
         let _ = std::fs::remove_file(path);
@@ -187,6 +209,7 @@ fn remove_worker(state: &RrShared, id: WorkerId) -> bool {
     s.sched.remove(id)
   };
   perform(state, handoffs);
+  resume_accepting(state);
   empty
 }
 
@@ -208,6 +231,7 @@ pub fn answered(state: &RrShared, worker: WorkerId, accepted: bool) {
     handoffs
   };
   perform(state, handoffs);
+  resume_accepting(state);
   schedule_retry(state);
 }
 
@@ -239,15 +263,11 @@ unsafe extern "C" fn on_retry(handle: *mut c_void) {
   };
   let handoffs = {
     let mut s = state.borrow_mut();
-    if s.accept_paused {
-      s.accept_paused = false;
-      if let Some((poll, _)) = &s.listener {
-        let _ = poll.start(uv::READABLE, on_acceptable);
-      }
-    }
+    s.accept_paused = false;
     s.sched.retry()
   };
   perform(&state, handoffs);
+  resume_accepting(&state);
   schedule_retry(&state);
 }
 
@@ -255,20 +275,18 @@ unsafe extern "C" fn on_retry(handle: *mut c_void) {
 /// key, which puts its connection back in the queue for the others.
 fn perform(state: &RrShared, mut handoffs: Vec<Handoff>) {
   while let Some(h) = handoffs.pop() {
-    let (worker, frame_key) = {
-      let s = state.borrow();
-      (
-        s.workers.get(&h.worker).and_then(Weak::upgrade),
-        s.key.clone(),
-      )
-    };
+    let worker = state
+      .borrow()
+      .workers
+      .get(&h.worker)
+      .and_then(Weak::upgrade);
     let sent = worker.as_ref().is_some_and(|w| {
       let s = state.borrow();
       let Some(conn) = s.sched.in_flight(h.worker) else {
         return false;
       };
       let seq = next_seq();
-      let ok = send_internal(w, |mode| encode_newconn(mode, &frame_key, seq), conn);
+      let ok = send_internal(w, |mode, buf| encode_newconn(mode, &s.key, seq, buf), conn);
       if ok {
         w.borrow_mut().routes.insert(seq, Rc::downgrade(state));
       }
@@ -290,19 +308,53 @@ unsafe extern "C" fn on_acceptable(handle: *mut c_void, _status: c_int, _events:
   let Some(state) = (unsafe { Poll::<Weak<RefCell<RrState>>>::data(handle) }).upgrade() else {
     return;
   };
-  for _ in 0..ACCEPTS_PER_TURN {
+  pump(&state);
+}
+
+/// After an event that may have left a worker idle: takes what waits in the kernel's queue if
+/// the listener is not watched (while it is, its poll reports what arrives; trying anyway
+/// would cost an `accept4` per event for nothing).
+fn resume_accepting(state: &RrShared) {
+  let idle = {
+    let s = state.borrow();
+    !s.watching && !s.accept_paused
+  };
+  if idle {
+    pump(state);
+  }
+}
+
+/// Accepts when the scheduler wants a connection (a worker is idle), and then everything the
+/// kernel's queue holds, up to `ACCEPTS_PER_TURN`, into ours, as Node's primary accepts all it
+/// is offered: the answers that follow are served from our queue with no system call, and the
+/// kernel's queue is emptied at least once per batch (one `accept4` that finds it empty per
+/// batch, not per connection). The listener is watched exactly while a worker is idle; when
+/// none is, what arrives waits in the kernel's queue until our own runs out.
+fn pump(state: &RrShared) {
+  let mut taken = 0;
+  while taken < ACCEPTS_PER_TURN {
     let conn = {
       let mut s = state.borrow_mut();
       let s = &mut *s;
-      let Some((_, fd)) = &s.listener else { return };
+      if s.accept_paused {
+        return;
+      }
+      let Some((poll, fd)) = &s.listener else {
+        return;
+      };
+      if taken == 0 && !s.sched.wants_connection() {
+        break;
+      }
       match accept::accept(fd.as_fd(), &mut s.reserve) {
         Accepted::Conn(conn) => conn,
-        Accepted::Shed => continue,
-        Accepted::Empty => return,
+        Accepted::Shed => {
+          taken += 1;
+          continue;
+        }
+        Accepted::Empty => break,
         Accepted::Exhausted => {
-          if let Some((poll, _)) = &s.listener {
-            poll.stop();
-          }
+          poll.stop();
+          s.watching = false;
           s.accept_paused = true;
           if let Some(timer) = &s.retry {
             timer.start(EXHAUSTED_PAUSE_MS, on_retry);
@@ -311,7 +363,21 @@ unsafe extern "C" fn on_acceptable(handle: *mut c_void, _status: c_int, _events:
         }
       }
     };
+    taken += 1;
     let handoffs = state.borrow_mut().sched.accepted(conn);
-    perform(&state, handoffs);
+    perform(state, handoffs);
+  }
+  // Watch while a worker is idle (a batch cut short by the bound leaves the poll readable, so
+  // it comes back at once); otherwise the next answer that leaves one idle takes more.
+  let mut s = state.borrow_mut();
+  let s = &mut *s;
+  let want = s.sched.wants_connection();
+  if let Some((poll, _)) = &s.listener {
+    if want && !s.watching {
+      s.watching = poll.start(uv::READABLE, on_acceptable).is_ok();
+    } else if !want && s.watching {
+      poll.stop();
+      s.watching = false;
+    }
   }
 }

@@ -73,6 +73,11 @@ pub type Shared = Rc<RefCell<State>>;
 
 thread_local! {
   static NEXT_WORKER_ID: std::cell::Cell<WorkerId> = const { std::cell::Cell::new(1) };
+  /// Every worker whose handle JS still holds, by id, for `sendFrame`: naming the worker by a
+  /// number costs a map lookup, where a method call on the class instance costs napi-rs a
+  /// type-tag check, an unwrap and a borrow registration (about 13% of the primary's CPU time
+  /// in a flood of small messages, by perf).
+  static BY_ID: RefCell<HashMap<WorkerId, Weak<RefCell<State>>>> = RefCell::new(HashMap::new());
   static DEFER: RefCell<DeferState> = const {
     RefCell::new(DeferState { depth: 0, dirty: Vec::new(), off: false })
   };
@@ -171,6 +176,8 @@ pub struct State {
   pub id: WorkerId,
   /// Connections Rust handed to this worker that it accepted (`newconn` answered `true`).
   pub handed_out: u64,
+  /// Frames JS asked to send (every `send` call, failed ones too): `stats().messagesOut`.
+  frames_out: u64,
   /// Round-robin handles waiting for this worker's answer to a `newconn`, by its seq.
   pub routes: HashMap<u64, Weak<RefCell<RrState>>>,
   /// Round-robin handles to tell, once the state is no longer borrowed, that the channel
@@ -357,6 +364,7 @@ pub fn spawn_worker(
     notify_from: None,
     notify_max: 0,
     handed_out: 0,
+    frames_out: 0,
     dirty: false,
     write_failed: None,
   }));
@@ -395,6 +403,7 @@ pub fn spawn_worker(
     .into_iter()
     .map(|p| p.map(OwnedFd::into_raw_fd))
     .collect();
+  BY_ID.with(|m| m.borrow_mut().insert(id, Rc::downgrade(&state)));
   Ok(WorkerHandle {
     state,
     pid: spawned.pid,
@@ -408,11 +417,40 @@ impl WorkerHandle {
   }
 }
 
-/// Queues a frame built by Rust (in the channel's format) with an fd; false when the channel
-/// is closed or broken (the caller then treats the worker as gone).
+impl Drop for WorkerHandle {
+  fn drop(&mut self) {
+    let id = self.state.borrow().id;
+    // `try_with`: the thread's locals may be gone already when the process exits.
+    let _ = BY_ID.try_with(|m| m.borrow_mut().remove(&id));
+  }
+}
+
+/// `WorkerHandle.send` for the worker numbered `worker` (its `workerId`): the same call
+/// without a class instance to unwrap, for the per-message path.
+#[napi(
+  ts_args_type = "worker: number, frame: string | Buffer, fd: number, id: number, flags: number"
+)]
+pub fn send_frame(
+  env: Env,
+  worker: u32,
+  frame: Unknown,
+  fd: i32,
+  id: f64,
+  flags: u32,
+) -> Result<f64> {
+  let state = BY_ID.with(|m| m.borrow().get(&worker).and_then(Weak::upgrade));
+  match state {
+    Some(state) => send_frame_to(&state, env, frame, fd, id, flags),
+    None => Err(js::throw(env.raw(), &ClusterError::ChannelClosed)),
+  }
+}
+
+/// Queues a frame built by Rust (in the channel's format, appended by `frame` to an empty
+/// buffer) with an fd; false when the channel is closed or broken (the caller then treats the
+/// worker as gone).
 pub fn send_internal(
   worker: &Shared,
-  frame: impl FnOnce(Serialization) -> Vec<u8>,
+  frame: impl FnOnce(Serialization, &mut Vec<u8>),
   fd: Rc<OwnedFd>,
 ) -> bool {
   let mut s = worker.borrow_mut();
@@ -422,7 +460,9 @@ pub fn send_internal(
   let Some(side) = s.channel.as_mut() else {
     return false;
   };
-  let bytes = frame(side.channel.mode());
+  // Built in a buffer recycled from written frames: a hand-off allocates none.
+  let mut bytes = side.channel.take_buffer();
+  frame(side.channel.mode(), &mut bytes);
   match side.channel.send(bytes, Some(fd), 0, false, false) {
     Ok(_) => {
       s.rearm();
@@ -495,86 +535,19 @@ impl WorkerHandle {
   /// WRITTEN for this id).
   #[napi(ts_args_type = "frame: string | Buffer, fd: number, id: number, flags: number")]
   pub fn send(&self, env: Env, frame: Unknown, fd: i32, id: f64, flags: u32) -> Result<f64> {
-    let bypass = flags & SEND_BYPASS != 0;
-    let mut s = self.state.borrow_mut();
-    if flags & SEND_NOTIFY != 0 {
-      s.notify_max = id as u64;
-      if s.notify_from.is_none() {
-        s.notify_from = Some(id as u64);
-      }
-    }
-    if let Some(errno) = s.write_error {
-      let err = ClusterError::os("write", std::io::Error::from_raw_os_error(errno));
-      return Err(js::throw(env.raw(), &err));
-    }
-    let Some(side) = s.channel.as_mut() else {
-      return Err(js::throw(env.raw(), &ClusterError::ChannelClosed));
-    };
-    // JS keeps its handle (and may close it any time after this call): the frame gets a copy.
-    let owned = if fd >= 0 {
-      // SAFETY: JS passes the fd of a handle it keeps open for the duration of this call.
-      let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-      match borrowed.try_clone_to_owned() {
-        Ok(f) => Some(Rc::new(f)),
-        Err(e) => return Err(js::throw(env.raw(), &ClusterError::os("dup", e))),
-      }
-    } else {
-      None
-    };
-    let defer = deferring();
-    let id = id as u64;
-    // SAFETY: `frame` is a live value of this call, on the JS thread.
-    let sent = match unsafe { frame_bytes(env.raw(), frame.raw()) }? {
-      FrameBytes::Text(string) => {
-        // A JSON text: UTF-8 plus its newline, encoded straight into the buffer that goes
-        // on the wire (the queue's last frame's, when it can take it).
-        // SAFETY: as above; `string` is a JS string.
-        let len = unsafe { utf8_length(env.raw(), string) }? + 1;
-        // SAFETY: as above.
-        let fill = |buf: &mut Vec<u8>| unsafe { utf8_append(env.raw(), string, len - 1, buf) };
-        match owned {
-          None => side.channel.send_with(len, id, bypass, defer, fill),
-          Some(fd) => {
-            let mut buf = side.channel.take_buffer();
-            if fill(&mut buf) {
-              side.channel.send(buf, Some(fd), id, bypass, defer)
-            } else {
-              Err(ClusterError::InvalidArg(
-                "a frame is a string or a Buffer".into(),
-              ))
-            }
-          }
-        }
-      }
-      // SAFETY: the Buffer's memory stays valid and unchanged during this call.
-      FrameBytes::Bytes(ptr, len) => {
-        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-        side.channel.send_slice(bytes, owned, id, bypass, defer)
-      }
-    };
-    match sent {
-      Ok(sent) => {
-        s.rearm();
-        Ok(match sent {
-          Sent::Written => 0.0,
-          Sent::Deferred => {
-            if !s.dirty {
-              s.dirty = true;
-              DEFER.with(|d| d.borrow_mut().dirty.push(self.state.clone()));
-            }
-            -1.0
-          }
-          Sent::Queued(n) => n as f64,
-        })
-      }
-      Err(e) => {
-        if let Some(side) = s.channel.as_mut() {
-          side.channel.discard_queue();
-        }
-        s.write_error = e.errno().map(|n| -n);
-        Err(js::throw(env.raw(), &e))
-      }
-    }
+    send_frame_to(&self.state, env, frame, fd, id, flags)
+  }
+
+  /// The number `sendFrame` knows this worker by.
+  #[napi(getter)]
+  pub fn worker_id(&self) -> u32 {
+    self.state.borrow().id
+  }
+
+  /// Frames JS asked to send to this worker (`send`/`sendFrame` calls).
+  #[napi(getter)]
+  pub fn frames_out(&self) -> f64 {
+    self.state.borrow().frames_out as f64
   }
 
   /// Writes the frames batched for the end of the current callback now (their WRITTEN
@@ -639,6 +612,98 @@ impl WorkerHandle {
         Err(e) => -e.raw_os_error().unwrap_or(libc::EINVAL),
       },
       None => -libc::ESRCH,
+    }
+  }
+}
+
+/// Queues one encoded frame from JS (see docs/binding-api.md, `send`).
+fn send_frame_to(
+  state: &Shared,
+  env: Env,
+  frame: Unknown,
+  fd: i32,
+  id: f64,
+  flags: u32,
+) -> Result<f64> {
+  let bypass = flags & SEND_BYPASS != 0;
+  let mut s = state.borrow_mut();
+  s.frames_out += 1;
+  if flags & SEND_NOTIFY != 0 {
+    s.notify_max = id as u64;
+    if s.notify_from.is_none() {
+      s.notify_from = Some(id as u64);
+    }
+  }
+  if let Some(errno) = s.write_error {
+    let err = ClusterError::os("write", std::io::Error::from_raw_os_error(errno));
+    return Err(js::throw(env.raw(), &err));
+  }
+  let Some(side) = s.channel.as_mut() else {
+    return Err(js::throw(env.raw(), &ClusterError::ChannelClosed));
+  };
+  // JS keeps its handle (and may close it any time after this call): the frame gets a copy.
+  let owned = if fd >= 0 {
+    // SAFETY: JS passes the fd of a handle it keeps open for the duration of this call.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    match borrowed.try_clone_to_owned() {
+      Ok(f) => Some(Rc::new(f)),
+      Err(e) => return Err(js::throw(env.raw(), &ClusterError::os("dup", e))),
+    }
+  } else {
+    None
+  };
+  let defer = deferring();
+  let id = id as u64;
+  // SAFETY: `frame` is a live value of this call, on the JS thread.
+  let sent = match unsafe { frame_bytes(env.raw(), frame.raw()) }? {
+    FrameBytes::Text(string) => {
+      // A JSON text: UTF-8 plus its newline, encoded straight into the buffer that goes
+      // on the wire (the queue's last frame's, when it can take it).
+      // SAFETY: as above; `string` is a JS string.
+      let len = unsafe { utf8_length(env.raw(), string) }? + 1;
+      // SAFETY: as above.
+      let fill = |buf: &mut Vec<u8>| unsafe { utf8_append(env.raw(), string, len - 1, buf) };
+      match owned {
+        None => side.channel.send_with(len, id, bypass, defer, fill),
+        Some(fd) => {
+          let mut buf = side.channel.take_buffer();
+          if fill(&mut buf) {
+            side.channel.send(buf, Some(fd), id, bypass, defer)
+          } else {
+            Err(ClusterError::InvalidArg(
+              "a frame is a string or a Buffer".into(),
+            ))
+          }
+        }
+      }
+    }
+    // SAFETY: the Buffer's memory stays valid and unchanged during this call.
+    FrameBytes::Bytes(ptr, len) => {
+      let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+      side.channel.send_slice(bytes, owned, id, bypass, defer)
+    }
+  };
+  match sent {
+    Ok(sent) => {
+      s.rearm();
+      Ok(match sent {
+        Sent::Written => 0.0,
+        Sent::Deferred => {
+          if !s.dirty {
+            s.dirty = true;
+            DEFER.with(|d| d.borrow_mut().dirty.push(state.clone()));
+          }
+          -1.0
+        }
+        Sent::Queued(n) => n as f64,
+      })
+    }
+    Err(e) => {
+      if let Some(side) = s.channel.as_mut() {
+        side.channel.discard_queue();
+      }
+      s.write_error = e.errno().map(|n| -n);
+      Err(js::throw(env.raw(), &e))
     }
   }
 }

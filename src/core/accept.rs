@@ -88,6 +88,18 @@ pub fn accept(listener: BorrowedFd<'_>, reserve: &mut Reserve) -> Accepted {
   }
 }
 
+/// Accepts and closes what waits in the listener's queue (at most `max`), so that closing the
+/// listener closes those connections cleanly instead of resetting them.
+pub fn close_queued(listener: BorrowedFd<'_>, reserve: &mut Reserve, max: usize) {
+  for _ in 0..max {
+    match accept(listener, reserve) {
+      Accepted::Conn(conn) => drop(conn),
+      Accepted::Shed => {}
+      Accepted::Empty | Accepted::Exhausted => return,
+    }
+  }
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;
@@ -116,6 +128,26 @@ mod tests {
       _ => panic!("expected a connection"),
     }
   }
+  #[test]
+  fn queued_connections_are_closed_not_left_to_be_reset() {
+    use std::io::Read;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    close_queued(l.as_fd(), &mut Reserve::new(), 16);
+    assert!(matches!(
+      accept(l.as_fd(), &mut Reserve::new()),
+      Accepted::Empty
+    ));
+    drop(l);
+    for c in &mut clients {
+      let mut buf = [0u8; 1];
+      assert_eq!(c.read(&mut buf).unwrap(), 0, "a clean end of stream");
+    }
+  }
+
   // Shedding under fd exhaustion changes the process-wide fd limit, which would race the other
   // test threads here: __test__/accept-failure.test.mjs covers it on a real primary instead.
 }

@@ -9,20 +9,26 @@ use crate::core::framing::Serialization;
 /// the reader tell Rust's answers from JavaScript's without shared state.
 pub const RUST_SEQ_BASE: u64 = 1 << 40;
 
-/// `{cmd:'NODE_HANDLE', type:'net.Native', msg:{cmd:'NODE_CLUSTER', act:'newconn', key, seq}}`.
-pub fn encode_newconn(mode: Serialization, key: &str, seq: u64) -> Vec<u8> {
+/// `{cmd:'NODE_HANDLE', type:'net.Native', msg:{cmd:'NODE_CLUSTER', act:'newconn', key, seq}}`,
+/// appended to `out` (a recycled buffer: one hand-off allocates nothing).
+pub fn encode_newconn(mode: Serialization, key: &str, seq: u64, out: &mut Vec<u8>) {
+  // The whole frame at once (about 120 bytes besides the key), and no less than the outbox
+  // keeps for reuse.
+  out.reserve((128 + key.len()).max(160));
   match mode {
     Serialization::Json => {
-      let mut s = String::with_capacity(120 + key.len());
-      s.push_str(r#"{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"newconn","key":"#);
-      push_json_string(&mut s, key);
-      s.push_str(r#","seq":"#);
-      s.push_str(&seq.to_string());
-      s.push_str("}}\n");
-      s.into_bytes()
+      out.extend_from_slice(br#"{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"newconn","key":"#);
+      push_json_string(out, key);
+      out.extend_from_slice(br#","seq":"#);
+      push_decimal(out, seq);
+      out.extend_from_slice(b"}}\n");
     }
     Serialization::Advanced => {
-      let mut w = V8Writer::default();
+      let start = out.len();
+      let mut w = V8Writer {
+        buf: std::mem::take(out),
+        start,
+      };
       w.begin_object();
       w.string("cmd");
       w.string("NODE_HANDLE");
@@ -38,28 +44,43 @@ pub fn encode_newconn(mode: Serialization, key: &str, seq: u64) -> Vec<u8> {
       w.double(seq as f64);
       w.end_object(4);
       w.end_object(3);
-      w.finish()
+      *out = w.finish();
     }
   }
 }
 
-fn push_json_string(out: &mut String, s: &str) {
-  out.push('"');
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+  out.push(b'"');
   for c in s.chars() {
     match c {
-      '"' => out.push_str("\\\""),
-      '\\' => out.push_str("\\\\"),
-      c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-      c => out.push(c),
+      '"' => out.extend_from_slice(b"\\\""),
+      '\\' => out.extend_from_slice(b"\\\\"),
+      c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+      c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
     }
   }
-  out.push('"');
+  out.push(b'"');
 }
 
-/// Just enough of V8's serializer for our own control messages (protocol.md §2.3).
-#[derive(Default)]
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+  let mut digits = [0u8; 20];
+  let mut i = digits.len();
+  loop {
+    i -= 1;
+    digits[i] = b'0' + (n % 10) as u8;
+    n /= 10;
+    if n == 0 {
+      break;
+    }
+  }
+  out.extend_from_slice(&digits[i..]);
+}
+
+/// Just enough of V8's serializer for our own control messages (protocol.md §2.3), writing
+/// one length-prefixed frame at `start` of `buf`.
 struct V8Writer {
   buf: Vec<u8>,
+  start: usize,
 }
 
 impl V8Writer {
@@ -76,8 +97,9 @@ impl V8Writer {
   }
 
   fn begin_object(&mut self) {
-    if self.buf.is_empty() {
-      self.buf.extend_from_slice(&[0xff, 0x0f]);
+    if self.buf.len() == self.start {
+      // Room for the length prefix, then the V8 header.
+      self.buf.extend_from_slice(&[0, 0, 0, 0, 0xff, 0x0f]);
     }
     self.buf.push(b'o');
   }
@@ -103,10 +125,10 @@ impl V8Writer {
     self.buf.extend_from_slice(&n.to_le_bytes());
   }
 
-  fn finish(self) -> Vec<u8> {
-    let mut out = (self.buf.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(&self.buf);
-    out
+  fn finish(mut self) -> Vec<u8> {
+    let len = (self.buf.len() - self.start - 4) as u32;
+    self.buf[self.start..self.start + 4].copy_from_slice(&len.to_be_bytes());
+    self.buf
   }
 }
 
@@ -179,7 +201,8 @@ mod tests {
 
   #[test]
   fn json_newconn_is_what_nodes_primary_writes() {
-    let frame = encode_newconn(Serialization::Json, "null:0:4:undefined:0", 5);
+    let mut frame = Vec::new();
+    encode_newconn(Serialization::Json, "null:0:4:undefined:0", 5, &mut frame);
     assert_eq!(
       std::str::from_utf8(&frame).unwrap(),
       "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\",\"msg\":{\"cmd\":\"NODE_CLUSTER\",\"act\":\"newconn\",\"key\":\"null:0:4:undefined:0\",\"seq\":5}}\n"
@@ -187,8 +210,28 @@ mod tests {
   }
 
   #[test]
+  fn advanced_newconn_is_one_length_prefixed_v8_frame_wherever_it_is_appended() {
+    let mut alone = Vec::new();
+    encode_newconn(Serialization::Advanced, "k", RUST_SEQ_BASE, &mut alone);
+    let len = u32::from_be_bytes(alone[..4].try_into().unwrap()) as usize;
+    assert_eq!(len, alone.len() - 4);
+    assert_eq!(&alone[4..7], b"\xff\x0fo");
+    assert!(alone.ends_with(b"{\x04{\x03"));
+    let mut after = b"xy".to_vec();
+    encode_newconn(Serialization::Advanced, "k", RUST_SEQ_BASE, &mut after);
+    assert_eq!(&after[..2], b"xy");
+    assert_eq!(&after[2..], &alone[..]);
+  }
+
+  #[test]
   fn keys_with_quotes_and_backslashes_stay_valid_json() {
-    let frame = encode_newconn(Serialization::Json, "/tmp/a\"b\\c:-1:-1:undefined:0", 1);
+    let mut frame = Vec::new();
+    encode_newconn(
+      Serialization::Json,
+      "/tmp/a\"b\\c:-1:-1:undefined:0",
+      1,
+      &mut frame,
+    );
     let text = std::str::from_utf8(&frame).unwrap();
     assert!(text.contains(r#""key":"/tmp/a\"b\\c:-1:-1:undefined:0""#));
   }

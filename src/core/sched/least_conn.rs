@@ -180,6 +180,10 @@ impl Distributor for LeastConn {
     self.distribute()
   }
 
+  fn wants_connection(&self) -> bool {
+    self.pick().is_some() || !self.resting.is_empty()
+  }
+
   fn in_flight(&self, worker: WorkerId) -> Option<Rc<OwnedFd>> {
     self.in_flight.get(&worker).cloned()
   }

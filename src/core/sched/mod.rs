@@ -31,6 +31,14 @@ pub trait Distributor {
   fn remove(&mut self, worker: WorkerId) -> (Vec<Handoff>, bool);
   /// The listener accepted a connection. Returns the hand-offs that follow.
   fn accepted(&mut self, conn: OwnedFd) -> Vec<Handoff>;
+  /// Whether a connection accepted now would change anything at once: it would go straight to
+  /// an idle worker, or wake workers that refused. When false, a new connection would only
+  /// wait in the queue, so the binding leaves it in the kernel's accept queue (same order,
+  /// no wake-up of the primary) and takes it when this turns true. A policy that must see
+  /// the connection to choose its worker keeps the default: always accept.
+  fn wants_connection(&self) -> bool {
+    true
+  }
   /// The connection in flight to `worker` (to send after a `Handoff` for it). The scheduler
   /// keeps its reference until the worker accepts.
   fn in_flight(&self, worker: WorkerId) -> Option<Rc<OwnedFd>>;

@@ -100,6 +100,11 @@ impl Distributor for RoundRobin {
     out
   }
 
+  fn wants_connection(&self) -> bool {
+    // Idle workers exist only while nothing waits (every hand-off drains `pending` first).
+    !self.free.is_empty() || !self.resting.is_empty()
+  }
+
   fn in_flight(&self, worker: WorkerId) -> Option<Rc<OwnedFd>> {
     self.in_flight.get(&worker).cloned()
   }
@@ -200,6 +205,28 @@ mod tests {
     let (_, empty) = rr.remove(2);
     assert!(empty);
     assert_eq!(rr.pending(), 0, "the last worker leaving closes what waits");
+  }
+
+  #[test]
+  fn connections_are_wanted_only_by_an_idle_worker_or_to_wake_a_refuser() {
+    let mut rr = RoundRobin::default();
+    assert!(!rr.wants_connection(), "no worker yet");
+    rr.add(1);
+    rr.add(2);
+    assert!(rr.wants_connection());
+    rr.accepted(conn());
+    assert!(rr.wants_connection(), "worker 2 is idle");
+    rr.accepted(conn());
+    assert!(!rr.wants_connection(), "both busy: a third would only wait");
+    rr.answered(1, true);
+    assert!(rr.wants_connection(), "worker 1 is idle again");
+    rr.accepted(conn());
+    rr.answered(2, false);
+    // Worker 2 refused and worker 1 is busy: nobody idle, but a new connection would wake
+    // worker 2 (a refuser is asked again on the next event), so it is still wanted.
+    assert!(rr.wants_connection());
+    rr.answered(1, false);
+    assert!(rr.wants_connection());
   }
 
   #[test]
