@@ -5,12 +5,14 @@
 
 use std::cell::Cell;
 use std::ffi::c_void;
+use std::os::fd::AsFd;
 use std::ptr;
 
 use napi::{sys, Env, Result};
 
 use super::callback::check;
 use super::{uv, worker_handle};
+use crate::core::exit;
 
 thread_local! {
   /// One Node environment per thread: the hook is added once.
@@ -30,8 +32,28 @@ pub fn ensure_hook(env: &Env) -> Result<()> {
 
 /// Writes what is still deferred (as at a process exit), then closes every handle. Dropping the
 /// handles' contexts closes the channels, so workers see their channel end and leave, as they
-/// do when a built-in primary's thread ends.
+/// do when a built-in primary's thread ends. The built-in leaves them as zombies then (the
+/// thread that would have reaped them is gone); a thread of ours waits for them instead. Not
+/// for the main thread: the process is ending, and its children go to init, which reaps them.
 unsafe extern "C" fn on_teardown(_arg: *mut c_void) {
   worker_handle::flush_deferred();
+  let unreaped = worker_handle::take_unreaped();
+  // After this, no poll watches the pidfds any more.
   uv::close_all();
+  if !unreaped.is_empty() && !on_main_thread() {
+    let reaper = std::thread::Builder::new()
+      .name("cluster-rs-reaper".into())
+      .spawn(move || {
+        for pidfd in unreaped {
+          let _ = exit::reap(pidfd.as_fd());
+        }
+      });
+    // Without a thread (out of resources) the pidfds close: zombies, as with the built-in.
+    drop(reaper);
+  }
+}
+
+fn on_main_thread() -> bool {
+  // SAFETY: gettid and getpid take no arguments and cannot fail.
+  unsafe { libc::gettid() == libc::getpid() }
 }

@@ -425,6 +425,25 @@ impl Drop for WorkerHandle {
   }
 }
 
+/// At the environment's teardown (see `teardown`): the pidfds of the workers still running,
+/// taken from their exit watches (whose poll handles `uv::close_all` closes next). Whoever
+/// holds a pidfd can reap that child.
+pub fn take_unreaped() -> Vec<OwnedFd> {
+  let states: Vec<Shared> = BY_ID.with(|m| m.borrow().values().filter_map(Weak::upgrade).collect());
+  let mut pidfds = Vec::new();
+  for state in states {
+    let Ok(mut s) = state.try_borrow_mut() else {
+      continue;
+    };
+    // The poll is not closed here: its handle is still listed as open, and `uv::close_all`
+    // closes it.
+    if let Some(ExitSide { pidfd, poll: _ }) = s.exit.take() {
+      pidfds.push(pidfd);
+    }
+  }
+  pidfds
+}
+
 /// `WorkerHandle.send` for the worker numbered `worker` (its `workerId`): the same call
 /// without a class instance to unwrap, for the per-message path.
 #[napi(

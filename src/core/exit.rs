@@ -22,6 +22,30 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
   Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Waits for the child to exit and reaps it (blocking: for a thread of its own). The pidfd is
+/// non-blocking (our loop polls it), so this sleeps in `poll` until it turns readable, which
+/// it does when the child exits.
+pub fn reap(pidfd: BorrowedFd<'_>) -> io::Result<ExitStatus> {
+  loop {
+    let mut pfd = libc::pollfd {
+      fd: pidfd.as_raw_fd(),
+      events: libc::POLLIN,
+      revents: 0,
+    };
+    // SAFETY: one valid pollfd, no timeout.
+    if unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
+      let err = io::Error::last_os_error();
+      if err.raw_os_error() != Some(libc::EINTR) {
+        return Err(err);
+      }
+      continue;
+    }
+    if let Some(status) = try_reap(pidfd)? {
+      return Ok(status);
+    }
+  }
+}
+
 /// Reaps the child if it has exited (`waitid(P_PIDFD, WNOHANG)`); `None` while it runs.
 pub fn try_reap(pidfd: BorrowedFd<'_>) -> io::Result<Option<ExitStatus>> {
   // SAFETY: zeroed siginfo_t is a valid value for waitid to fill in.
@@ -110,5 +134,21 @@ mod tests {
         .raw_os_error(),
       Some(libc::ESRCH)
     );
+  }
+
+  #[test]
+  #[allow(
+    clippy::zombie_processes,
+    reason = "reaped through the pidfd, which is what is tested"
+  )]
+  fn reap_blocks_until_the_child_exits() {
+    let child = Command::new("sh")
+      .args(["-c", "sleep 0.1; exit 7"])
+      .spawn()
+      .unwrap();
+    let pidfd = pidfd_open(child.id() as i32).unwrap();
+    assert_eq!(reap(pidfd.as_fd()).unwrap(), ExitStatus::Code(7));
+    // Nothing left to wait for.
+    assert!(try_reap(pidfd.as_fd()).is_err());
   }
 }
