@@ -125,24 +125,22 @@ impl Outbox {
   /// Queues a frame. `bypass` is for handle replies only.
   pub fn push(&mut self, frame: OutFrame, bypass: bool) {
     self.queued_bytes += frame.remaining();
-    let held = self.holds(bypass);
-    let queue = if held {
-      &mut self.held
-    } else {
-      &mut self.ready
-    };
-    if frame.fd.is_none() && frame.written == 0 && !self.frame_per_write {
-      if let Some(tail) = queue.back_mut().filter(|t| t.can_take(frame.bytes.len())) {
+    if frame.fd.is_none() && frame.written == 0 {
+      if let Some(tail) = self.merge_target(bypass, frame.bytes.len()) {
         tail.bytes.extend_from_slice(&frame.bytes);
         tail.take_id(frame.id);
         self.recycle(frame.bytes);
         return;
       }
     }
-    if !held && frame.fd.is_some() {
-      self.awaiting = Some(frame.id);
+    if self.holds(bypass) {
+      self.held.push_back(frame);
+    } else {
+      if frame.fd.is_some() {
+        self.awaiting = Some(frame.id);
+      }
+      self.ready.push_back(frame);
     }
-    queue.push_back(frame);
   }
 
   /// Queues a frame of `len` bytes without fd that `fill` appends straight into the buffer
@@ -156,15 +154,7 @@ impl Outbox {
     len: usize,
     fill: impl FnOnce(&mut Vec<u8>) -> bool,
   ) -> bool {
-    if self.frame_per_write {
-      return false;
-    }
-    let queue = if self.holds(bypass) {
-      &mut self.held
-    } else {
-      &mut self.ready
-    };
-    let Some(tail) = queue.back_mut().filter(|t| t.can_take(len)) else {
+    let Some(tail) = self.merge_target(bypass, len) else {
       return false;
     };
     let before = tail.bytes.len();
@@ -173,21 +163,29 @@ impl Outbox {
       return false;
     }
     tail.take_id(id);
-    self.queued_bytes += tail.bytes.len() - before;
+    let added = tail.bytes.len() - before;
+    self.queued_bytes += added;
     true
   }
 
   /// Whether [`append_with`](Self::append_with) would take a frame of `len` bytes.
-  pub fn can_append(&self, bypass: bool, len: usize) -> bool {
+  pub fn can_append(&mut self, bypass: bool, len: usize) -> bool {
+    self.merge_target(bypass, len).is_some()
+  }
+
+  /// The queued frame that a frame of `len` bytes without fd, queued now, goes into instead
+  /// of a buffer of its own: the last one of its queue, if it can take them. None with one
+  /// frame per write, which never merges.
+  fn merge_target(&mut self, bypass: bool, len: usize) -> Option<&mut OutFrame> {
     if self.frame_per_write {
-      return false;
+      return None;
     }
     let queue = if self.holds(bypass) {
-      &self.held
+      &mut self.held
     } else {
-      &self.ready
+      &mut self.ready
     };
-    queue.back().is_some_and(|t| t.can_take(len))
+    queue.back_mut().filter(|t| t.can_take(len))
   }
 
   /// Whether a frame queued now must wait behind an fd in flight.
