@@ -9,12 +9,12 @@
 
 const binding = require('../binding.js');
 const ipc = require('./ipc');
+const handles = require('./handles');
+const errors = require('./errors');
 
 // The per-message send: the worker named by number (a class method call costs napi-rs more
 // than the send itself for a small message).
 const { sendFrame } = binding;
-const handles = require('./handles');
-const errors = require('./errors');
 
 // send() starts returning false once this much waits in Rust's queue (Node: 2 × 64 KiB reads).
 const kHighWaterMark = 128 * 1024;
