@@ -393,6 +393,17 @@ mod tests {
     out
   }
 
+  /// `frames` as a sender writes them in `mode`.
+  fn stream_of(mode: Serialization, frames: &[Vec<u8>]) -> Vec<u8> {
+    match mode {
+      Serialization::Json => frames
+        .iter()
+        .flat_map(|f| f.iter().copied().chain([b'\n']))
+        .collect(),
+      Serialization::Advanced => frames.iter().flat_map(|f| adv(f)).collect(),
+    }
+  }
+
   fn adv(payload: &[u8]) -> Vec<u8> {
     let mut v = (payload.len() as u32).to_be_bytes().to_vec();
     v.extend_from_slice(payload);
@@ -516,13 +527,7 @@ mod tests {
             frames.push(frame);
           }
         }
-        let stream: Vec<u8> = match mode {
-          Serialization::Json => frames
-            .iter()
-            .flat_map(|f| f.iter().copied().chain([b'\n']))
-            .collect(),
-          Serialization::Advanced => frames.iter().flat_map(|f| adv(f)).collect(),
-        };
+        let stream = stream_of(mode, &frames);
         for _ in 0..4 {
           let chunks = random_chunks(&mut rng, &stream);
           assert_eq!(decode_all(mode, &chunks), frames, "round {round} {mode:?}");
@@ -540,13 +545,7 @@ mod tests {
       let frames: Vec<Vec<u8>> = (0..200)
         .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "p".repeat(i * 7)).into_bytes())
         .collect();
-      let stream: Vec<u8> = match mode {
-        Serialization::Json => frames
-          .iter()
-          .flat_map(|f| f.iter().copied().chain([b'\n']))
-          .collect(),
-        Serialization::Advanced => frames.iter().flat_map(|f| adv(f)).collect(),
-      };
+      let stream = stream_of(mode, &frames);
       let mut d = Decoder::new(mode, 1 << 20);
       let mut kept = Vec::new();
       let mut seen = 0;
