@@ -103,15 +103,6 @@ mod tests {
   use std::os::fd::AsFd;
   use std::process::Command;
 
-  fn wait(pidfd: &OwnedFd) -> ExitStatus {
-    loop {
-      if let Some(s) = try_reap(pidfd.as_fd()).unwrap() {
-        return s;
-      }
-      std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-  }
-
   #[test]
   #[allow(
     clippy::zombie_processes,
@@ -120,13 +111,16 @@ mod tests {
   fn exit_codes_and_signals_are_told_apart() {
     let child = Command::new("sh").args(["-c", "exit 42"]).spawn().unwrap();
     let pidfd = pidfd_open(child.id() as i32).unwrap();
-    assert_eq!(wait(&pidfd), ExitStatus::Code(42));
+    assert_eq!(reap(pidfd.as_fd()).unwrap(), ExitStatus::Code(42));
 
     let child = Command::new("sleep").arg("10").spawn().unwrap();
     let pidfd = pidfd_open(child.id() as i32).unwrap();
     assert_eq!(try_reap(pidfd.as_fd()).unwrap(), None);
     send_signal(pidfd.as_fd(), libc::SIGKILL).unwrap();
-    assert_eq!(wait(&pidfd), ExitStatus::Signal(libc::SIGKILL));
+    assert_eq!(
+      reap(pidfd.as_fd()).unwrap(),
+      ExitStatus::Signal(libc::SIGKILL)
+    );
     // Reaped: signalling again is ESRCH, not a stranger's process.
     assert_eq!(
       send_signal(pidfd.as_fd(), libc::SIGTERM)

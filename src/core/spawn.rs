@@ -316,7 +316,7 @@ fn child_setup(mapping: &[(RawFd, RawFd)], floor: RawFd) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
   use super::*;
-  use crate::core::exit::{try_reap, ExitStatus};
+  use crate::core::exit::{reap, ExitStatus};
   use std::io::Read;
   use std::os::fd::AsFd;
   use std::os::unix::net::UnixStream;
@@ -345,12 +345,7 @@ mod tests {
     let mut out = String::new();
     let pipe = s.pipes.into_iter().flatten().next().unwrap();
     UnixStream::from(pipe).read_to_string(&mut out).unwrap();
-    let status = loop {
-      if let Some(st) = try_reap(s.pidfd.as_fd()).unwrap() {
-        break st;
-      }
-      std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let status = reap(s.pidfd.as_fd()).unwrap();
     (out, status, ours)
   }
 
@@ -455,9 +450,7 @@ mod tests {
     assert_eq!(ids.len(), 2, "{out}");
     assert_eq!(ids[0], ids[1], "pid == pgid");
     assert_eq!(ids[0], s.pid.to_string());
-    while try_reap(s.pidfd.as_fd()).unwrap().is_none() {
-      std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    reap(s.pidfd.as_fd()).unwrap();
   }
 
   #[test]
